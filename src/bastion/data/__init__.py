@@ -1,0 +1,1 @@
+"""Bastion data package."""

@@ -1,0 +1,168 @@
+"""Undo the disguises that are cheap to undo before a classifier looks.
+
+Attackers hide requests in encodings and character tricks. Each step here is linear in the
+input and bounded: decoding runs at most `max_depth` rounds, only on segments up to
+`max_segment_chars`, and a decoded segment replaces its encoding in place (it never grows
+the text beyond the original length), so there are no decode bombs or quadratic blow-ups.
+Steps that cannot be undone reliably (Caesar shifts other than 13, paraphrase, payload
+splitting) are left to the classifiers and to the held-out evaluation.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import string
+import unicodedata
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+# Lookalike letters from other scripts, folded onto Latin (a subset of Unicode's confusables).
+CONFUSABLES = {
+    "а": "a", "в": "b", "е": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c",
+    "т": "t", "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s", "ԁ": "d", "ɡ": "g", "ո": "n",
+    "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C",
+    "Т": "T", "Х": "X", "І": "I", "Ј": "J", "Ѕ": "S",
+    "α": "a", "ο": "o", "ρ": "p", "ν": "v", "ι": "i", "κ": "k", "τ": "t", "υ": "u", "ε": "e",
+    "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N",
+    "Ο": "O", "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
+}
+LEET = {"4": "a", "@": "a", "3": "e", "1": "i", "!": "i", "0": "o", "5": "s", "$": "s", "7": "t"}
+MORSE = {
+    ".-": "a", "-...": "b", "-.-.": "c", "-..": "d", ".": "e", "..-.": "f", "--.": "g",
+    "....": "h", "..": "i", ".---": "j", "-.-": "k", ".-..": "l", "--": "m", "-.": "n",
+    "---": "o", ".--.": "p", "--.-": "q", ".-.": "r", "...": "s", "-": "t", "..-": "u",
+    "...-": "v", ".--": "w", "-..-": "x", "-.--": "y", "--..": "z", "-----": "0",
+    ".----": "1", "..---": "2", "...--": "3", "....-": "4", ".....": "5", "-....": "6",
+    "--...": "7", "---..": "8", "----.": "9", ".-.-.-": ".", "--..--": ",", "..--..": "?",
+}
+COMMON_WORDS = frozenset(
+    """the be to of and a in that have i it for not on with he as you do at this but his by
+    from they we say her she or an will my one all would there their what so up out if about
+    who get which go me when make can like time no just him know take people into year your
+    good some could them see other than then now look only come its over think also back after
+    use two how our work first well way even new want because any these give day most us is
+    are was were has had been how why where tell explain write make help please need best""".split()
+)
+
+_ZERO_WIDTH = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+_BASE64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+/=])")
+_HEX = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[ :]?){8,}(?![0-9A-Fa-f])")
+_URL = re.compile(r"(?:%[0-9A-Fa-f]{2}){3,}")
+_MORSE_TEXT = re.compile(r"^[.\-/ ]+$")
+_SPACED = re.compile(r"(?<!\S)(?:\S ){1,}\S(?!\S)")
+_TOKEN = re.compile(r"\S+")
+
+
+def _english_score(text: str) -> float:
+    words = re.findall(r"[a-z]+", text.lower())
+    return sum(w in COMMON_WORDS for w in words) / len(words) if words else 0.0
+
+
+def _readable(raw: bytes) -> str | None:
+    """Decoded bytes as text, or None when they are not mostly printable UTF-8."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    printable = sum(ch.isprintable() or ch in "\n\t" for ch in text)
+    return text if text and printable / len(text) > 0.95 else None
+
+
+def _decode_base64(segment: str) -> str | None:
+    padded = segment + "=" * (-len(segment) % 4)
+    try:
+        return _readable(base64.b64decode(padded, validate=True))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _decode_hex(segment: str) -> str | None:
+    try:
+        return _readable(bytes.fromhex(re.sub(r"[ :]", "", segment)))
+    except ValueError:
+        return None
+
+
+def _decode_morse(text: str) -> str | None:
+    if not _MORSE_TEXT.match(text.strip()) or text.count(".") + text.count("-") < 8:
+        return None
+    words = [w for w in re.split(r"\s*/\s*|\s{3,}", text.strip()) if w]
+    letters = [["".join(MORSE.get(code, "")) for code in w.split()] for w in words]
+    return " ".join("".join(w) for w in letters) or None
+
+
+def _rot13(text: str) -> str:
+    return text.translate(str.maketrans(
+        string.ascii_lowercase + string.ascii_uppercase,
+        string.ascii_lowercase[13:] + string.ascii_lowercase[:13]
+        + string.ascii_uppercase[13:] + string.ascii_uppercase[:13],
+    ))
+
+
+def _fold_token(token: str) -> str:
+    """Fold lookalikes in a token that mixes scripts or consists only of lookalikes."""
+    letters = [ch for ch in token if ch.isalpha()]
+    if not any(ch in CONFUSABLES for ch in letters):
+        return token
+    latin_or_confusable = all(ch.isascii() or ch in CONFUSABLES for ch in letters)
+    return "".join(CONFUSABLES.get(ch, ch) for ch in token) if latin_or_confusable else token
+
+
+def _deleet_token(token: str) -> str:
+    """Map leet digits back to letters in a token that mixes them with letters."""
+    if not any(ch.isalpha() for ch in token) or not any(ch in LEET for ch in token):
+        return token
+    core = token.rstrip(".,;:?!")  # keep sentence punctuation
+    return "".join(LEET.get(ch, ch) for ch in core) + token[len(core):]
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """Canonicalise text so that cheap disguises map back to the plain request.
+
+    Parameters are plain values so the normalizer is recorded in a guard manifest and
+    rebuilt identically at load time.
+    """
+
+    max_depth: int = 3
+    max_segment_chars: int = 65_536
+    casefold: bool = True
+
+    def __call__(self, text: str) -> str:
+        text = unicodedata.normalize("NFKC", text)
+        text = _ZERO_WIDTH.sub("", text)
+        for _ in range(self.max_depth):
+            decoded = self._decode_once(text)
+            if decoded == text:
+                break
+            text = unicodedata.normalize("NFKC", decoded)
+        text = _TOKEN.sub(lambda m: _fold_token(m.group()), text)
+        text = _SPACED.sub(lambda m: m.group().replace(" ", ""), text)
+        text = _TOKEN.sub(lambda m: _deleet_token(m.group()), text)
+        text = " ".join(text.split())
+        return text.casefold() if self.casefold else text
+
+    def _decode_once(self, text: str) -> str:
+        limit = self.max_segment_chars
+
+        def sub(pattern: re.Pattern[str], decode: object, source: str) -> str:
+            def repl(match: re.Match[str]) -> str:
+                segment = match.group()
+                out = decode(segment) if len(segment) <= limit else None  # type: ignore[operator]
+                return out if out is not None else segment
+
+            return pattern.sub(repl, source)
+
+        if "%" in text:
+            text = sub(_URL, lambda s: _readable(unquote(s).encode("utf-8", "surrogatepass")), text)
+        text = sub(_BASE64, _decode_base64, text)
+        text = sub(_HEX, _decode_hex, text)
+        morse = _decode_morse(text) if len(text) <= limit else None
+        if morse is not None:
+            return morse
+        rotated = _rot13(text)
+        if _english_score(rotated) > _english_score(text) + 0.15:
+            return rotated
+        return text

@@ -1,0 +1,6 @@
+"""The runtime guard and its verdicts."""
+
+from bastion.guard.guard import Guard
+from bastion.guard.verdict import Verdict
+
+__all__ = ["Guard", "Verdict"]

@@ -1,0 +1,159 @@
+"""The Guard: constitution + normalizer + scoring stages + calibrated thresholds.
+
+This is the runtime object users hold. It is immutable after loading and keeps no
+per-request state, so one instance is safe to share across threads; the async variants run
+the same work in a worker thread so an event loop is never blocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bastion import __version__
+from bastion.constitution import Constitution, parse
+from bastion.data.normalizer import Normalizer
+from bastion.data.records import Example, Kind, Message
+from bastion.errors import ArtifactError
+from bastion.guard.verdict import Verdict
+from bastion.models.artifacts import load_arrays, read_manifest, save_artifact, verified_path
+from bastion.models.calibration import calibrated_scores, logit
+from bastion.models.features import NgramHasher
+from bastion.models.linear import ANY, NgramLinearClassifier
+
+CONSTITUTION_FILE = "constitution.yaml"
+STAGE1_FILE = "stage1.npz"
+BUNDLED = {"default"}
+
+MessagesLike = str | Sequence[Message | dict[str, Any]]
+
+
+def bundled_path(name: str) -> Path:
+    return Path(str(resources.files("bastion") / "guards" / name))
+
+
+def _as_example(messages: MessagesLike, response: str | None) -> Example:
+    if isinstance(messages, str):
+        return Example(prompt=messages, response=response)
+    return Example(messages=[Message.model_validate(m) for m in messages], response=response)
+
+
+class Guard:
+    """Screens conversations against a constitution. Build with `Guard.load`."""
+
+    def __init__(self, constitution: Constitution, stage1: NgramLinearClassifier, thresholds: np.ndarray,
+                 *, normalizer: Normalizer | None = None, manifest: dict[str, Any] | None = None,
+                 constitution_text: str | None = None) -> None:
+        self.constitution = constitution
+        self.stage1 = stage1
+        self.thresholds = np.asarray(thresholds, dtype=np.float32)
+        self.normalizer = normalizer or Normalizer()
+        self.manifest = manifest or {}
+        self.constitution_text = constitution_text
+        self._apply_overrides()
+        input_only = {c.id for c in constitution.restricted if c.input_only}
+        self._output_heads = np.array([h not in input_only for h in stage1.heads])
+
+    def _apply_overrides(self) -> None:
+        for category in self.constitution.restricted:
+            if category.threshold is not None and category.id in self.stage1.heads:
+                self.thresholds[self.stage1.heads.index(category.id)] = logit(category.threshold)
+
+    # -- loading and saving ------------------------------------------------------------
+
+    @classmethod
+    def load(cls, name_or_path: str | Path = "default") -> Guard:
+        """Load a bundled guard by name (`default`) or an artifact directory."""
+        path = bundled_path(str(name_or_path)) if str(name_or_path) in BUNDLED else Path(name_or_path)
+        manifest = read_manifest(path)
+        constitution_text = verified_path(path, manifest, CONSTITUTION_FILE).read_text(encoding="utf-8")
+        constitution = parse(constitution_text, str(path / CONSTITUTION_FILE))
+        if constitution.content_hash() != manifest.get("constitution", {}).get("hash"):
+            raise ArtifactError(f"{path}: constitution does not match the hash recorded in the manifest")
+        try:
+            stage = manifest["stages"][0]
+            model = NgramLinearClassifier(stage["heads"], hasher=NgramHasher.from_dict(stage["hasher"]))
+            weights = load_arrays(path, manifest, stage["weights"])
+            model.set_weights(weights["coef"].astype(np.float32), weights["intercept"])
+            thresholds = np.array([manifest["thresholds"][h] for h in model.heads], dtype=np.float32)
+            normalizer = Normalizer(**manifest.get("normalizer", {}))
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise ArtifactError(f"{path}: manifest is incomplete or inconsistent ({exc!r})") from exc
+        return cls(constitution, model, thresholds, normalizer=normalizer, manifest=manifest,
+                   constitution_text=constitution_text)
+
+    def save(self, directory: Path, extra: dict[str, Any] | None = None) -> None:
+        """Write this guard as an artifact directory (atomically)."""
+        manifest = {
+            "bastion_version": __version__,
+            "constitution": {"name": self.constitution.name, "version": self.constitution.version,
+                             "hash": self.constitution.content_hash()},
+            "normalizer": {"max_depth": self.normalizer.max_depth,
+                           "max_segment_chars": self.normalizer.max_segment_chars,
+                           "casefold": self.normalizer.casefold},
+            "stages": [{"name": "stage1", "type": "ngram_linear", "heads": self.stage1.heads,
+                        "hasher": self.stage1.hasher.to_dict(), "weights": STAGE1_FILE,
+                        "params": self.stage1.get_params()}],
+            "thresholds": {h: float(t) for h, t in zip(self.stage1.heads, self.thresholds, strict=True)},
+            "target_fpr": self.constitution.operating_point.target_fpr,
+            **(extra or {}),
+        }
+        text = self.constitution_text or _yaml_of(self.constitution)
+        arrays = {STAGE1_FILE: {"coef": self.stage1.coef_.astype(np.float16), "intercept": self.stage1.intercept_}}
+        save_artifact(directory, manifest, arrays, {CONSTITUTION_FILE: text})
+
+    # -- scoring -----------------------------------------------------------------------
+
+    def texts(self, examples: Sequence[Example], kind: Kind = "input") -> list[str]:
+        """What the classifiers read: the rendered record after normalisation."""
+        from bastion.data.records import render
+
+        return [self.normalizer(render(e, kind)) for e in examples]
+
+    def scores(self, examples: Sequence[Example], kind: Kind = "input") -> np.ndarray:
+        """Calibrated per-head scores, shaped (n, n_heads); 0.5 is each head's threshold."""
+        if not examples:
+            return np.zeros((0, len(self.stage1.heads)), dtype=np.float32)
+        scores = calibrated_scores(self.stage1.decision_function(self.texts(examples, kind)), self.thresholds)
+        if kind != "input":
+            scores[:, ~self._output_heads] = 0.0
+        return scores
+
+    def score_examples(self, examples: Sequence[Example], kind: Kind = "input") -> list[Verdict]:
+        """One Verdict per example, scored as a batch."""
+        return [self._verdict(row) for row in self.scores(examples, kind)]
+
+    def _verdict(self, row: np.ndarray) -> Verdict:
+        heads = self.stage1.heads
+        categories = {h: round(float(s), 6) for h, s in zip(heads, row, strict=True) if h != ANY}
+        top = max(categories, key=categories.__getitem__) if categories else None
+        score = float(row.max())
+        return Verdict(score=round(score, 6), flagged=score >= 0.5, category=top,
+                       categories=categories, stage="stage1")
+
+    def check(self, messages: MessagesLike, response: str | None = None) -> Verdict:
+        """Verdict on a prompt or conversation; with `response`, on the exchange."""
+        kind: Kind = "input" if response is None else "exchange"
+        return self.score_examples([_as_example(messages, response)], kind)[0]
+
+    async def acheck(self, messages: MessagesLike, response: str | None = None) -> Verdict:
+        return await asyncio.to_thread(self.check, messages, response)
+
+    @property
+    def refusal_message(self) -> str:
+        return self.constitution.refusal_message
+
+    def __repr__(self) -> str:
+        return f"Guard(constitution={self.constitution.name!r}, heads={len(self.stage1.heads)}, stage1={self.stage1!r})"
+
+
+def _yaml_of(constitution: Constitution) -> str:
+    import yaml
+
+    return yaml.safe_dump(json.loads(constitution.model_dump_json()), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,80 @@
+"""Stage 1: a multi-head linear classifier over hashed n-grams.
+
+One logistic-regression head per restricted category plus an `any` head for "restricted in
+some way". Labels may be missing for a head (a harmful record from a dataset whose category
+is unknown): such a record trains `any` and is left out of the category heads, instead of
+being counted as a negative. Follows scikit-learn's estimator contract: `__init__` only
+stores parameters, `fit` validates, sets attributes ending in `_` and returns `self`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.linear_model import LogisticRegression
+
+from bastion.errors import NotFittedError
+from bastion.models.features import NgramHasher
+
+ANY = "any"
+MISSING = -1
+
+
+class NgramLinearClassifier:
+    """Hashed n-gram features -> one logit per head (`any` first, then categories)."""
+
+    def __init__(self, heads: Sequence[str], *, hasher: NgramHasher | None = None, C: float = 8.0,
+                 positive_weight: float = 1.0, seed: int = 0) -> None:
+        self.heads = list(heads)
+        self.hasher = hasher or NgramHasher()
+        self.C = C
+        self.positive_weight = positive_weight
+        self.seed = seed
+
+    def get_params(self) -> dict[str, object]:
+        return {"heads": self.heads, "hasher": self.hasher.to_dict(), "C": self.C,
+                "positive_weight": self.positive_weight, "seed": self.seed}
+
+    def __repr__(self) -> str:
+        return f"NgramLinearClassifier(heads={len(self.heads)}, C={self.C}, n_features={self.hasher.n_features})"
+
+    def features(self, texts: Sequence[str]) -> sp.csr_matrix:
+        return self.hasher.transform(texts)
+
+    def fit(self, texts: Sequence[str], targets: np.ndarray, sample_weight: np.ndarray | None = None) -> NgramLinearClassifier:
+        """`targets` is (n_texts, n_heads) with 1, 0 or MISSING (-1)."""
+        targets = np.asarray(targets)
+        if targets.shape != (len(texts), len(self.heads)):
+            raise ValueError(f"targets must be shaped ({len(texts)}, {len(self.heads)}), got {targets.shape}")
+        weights = np.ones(len(texts)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        features = self.features(texts)
+        coef = np.zeros((len(self.heads), self.hasher.n_features), dtype=np.float32)
+        intercept = np.zeros(len(self.heads), dtype=np.float32)
+        for k, head in enumerate(self.heads):
+            known = targets[:, k] != MISSING
+            y = targets[known, k]
+            if len(set(y.tolist())) < 2:
+                raise ValueError(f"head {head!r} needs positive and negative examples; got only {set(y.tolist())}")
+            w = weights[known] * np.where(y == 1, self.positive_weight, 1.0)
+            model = LogisticRegression(C=self.C, solver="liblinear", max_iter=200, random_state=self.seed)
+            model.fit(features[known], y, sample_weight=w)
+            coef[k] = model.coef_[0]
+            intercept[k] = model.intercept_[0]
+        self.coef_, self.intercept_ = coef, intercept
+        return self
+
+    def set_weights(self, coef: np.ndarray, intercept: np.ndarray) -> NgramLinearClassifier:
+        """Install fitted weights (used when loading an artifact)."""
+        if coef.shape != (len(self.heads), self.hasher.n_features) or intercept.shape != (len(self.heads),):
+            raise ValueError(f"weights shaped {coef.shape}/{intercept.shape} do not match {len(self.heads)} heads x {self.hasher.n_features} features")
+        self.coef_, self.intercept_ = coef.astype(np.float32), intercept.astype(np.float32)
+        return self
+
+    def decision_function(self, texts: Sequence[str]) -> np.ndarray:
+        """Logits shaped (n_texts, n_heads)."""
+        if not hasattr(self, "coef_"):
+            raise NotFittedError("this NgramLinearClassifier is not fitted yet; call fit() first")
+        features = self.features(texts)
+        return np.asarray(features @ self.coef_.T) + self.intercept_

@@ -1,0 +1,163 @@
+"""Constitution -> corpus -> stage-1 guard: the reproducible training recipe.
+
+`build_corpus` gathers the seed corpus (and the trainable part of the development pool
+when it is available), clusters near-duplicates into groups and splits by group per the
+committed manifest. `train_guard` augments the training split only, fits stage 1, and
+calibrates thresholds on benign calibration records it never trained on. The test split
+is only ever read by evaluation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from bastion.constitution import Constitution
+from bastion.data.dedup import near_duplicates_of
+from bastion.data.generation import expand
+from bastion.data.jsonl import read_examples
+from bastion.data.records import Example, render
+from bastion.data.seeds import load_seeds
+from bastion.data.sources import SOURCES, load_source
+from bastion.data.splits import Split, SplitManifest, assign_groups, assign_splits, check_trainable, load_manifest
+from bastion.data.transforms import TRANSFORMS
+from bastion.errors import DataUnavailableError
+from bastion.guard.guard import Guard
+from bastion.models.calibration import thresholds_for_fpr
+from bastion.models.features import NgramHasher
+from bastion.models.linear import ANY, MISSING, NgramLinearClassifier
+
+Progress = Callable[[str], None]
+
+
+class TrainConfig(BaseModel):
+    """Everything that decides a trained guard (recorded in its manifest)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int = 13
+    use_dev_pool: bool = Field(default=True, description="Add trainable development-pool sources when present.")
+    template_expansions: int = Field(default=2, ge=0, description="Template variants per seed prompt.")
+    transform_rate: float = Field(default=0.35, ge=0.0, le=1.0, description="Share of train records given a transform.")
+    C: float = Field(default=8.0, gt=0)
+    n_features: int = Field(default=2**18, ge=2**10)
+    positive_weight: float = Field(default=1.0, gt=0)
+
+
+@dataclass
+class Corpus:
+    """Grouped, split records plus a manifest of where they came from."""
+
+    splits: dict[Split, list[Example]]
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped_sources: dict[str, str] = field(default_factory=dict)
+
+    def data_hash(self, split: Split) -> str:
+        digest = hashlib.sha256()
+        for e in sorted(self.splits[split], key=lambda x: x.id or ""):
+            digest.update(f"{e.id}\t{e.label}\t{','.join(e.categories)}\t{render(e)}\n".encode())
+        return digest.hexdigest()
+
+
+def _text_hash(examples: Sequence[Example]) -> str:
+    return hashlib.sha256("\n".join(render(e) for e in examples).encode("utf-8")).hexdigest()
+
+
+def build_corpus(constitution: Constitution, data_dir: Path | None, *, use_dev_pool: bool = True,
+                 extra: Sequence[Path] = (), exclude: Sequence[Path] = (), manifest: SplitManifest | None = None,
+                 progress: Progress = lambda _: None) -> Corpus:
+    """Seeds + (optionally) the development pool + extra JSONL files, grouped and split."""
+    manifest = manifest or load_manifest()
+    examples = list(load_seeds(constitution))
+    sources: dict[str, dict[str, Any]] = {"seeds": {"licence": "Bastion (ours)", "count": len(examples), "sha256": _text_hash(examples)}}
+    skipped: dict[str, str] = {}
+    if use_dev_pool and constitution.name == "general":
+        for name, source in SOURCES.items():
+            if source.name == "hh_rlhf":
+                continue
+            try:
+                rows = load_source(name, data_dir)
+            except DataUnavailableError as exc:
+                skipped[name] = str(exc)
+                continue
+            sources[name] = {"licence": source.licence, "trainable": source.trainable, "count": len(rows), "sha256": _text_hash(rows)}
+            if not source.trainable:  # evaluation only: pinned to test through the manifest
+                rows = [r for r in rows if r.source in manifest.pinned]
+            examples.extend(rows)
+            progress(f"loaded {name}: {len(rows)} records")
+    for path in extra:
+        rows = list(read_examples(path))
+        sources[f"file:{path.name}"] = {"licence": "user", "count": len(rows), "sha256": _text_hash(rows)}
+        examples.extend(rows)
+    if exclude:
+        references = [render(e) for p in exclude for e in read_examples(p)]
+        keep = near_duplicates_of([render(e) for e in examples], references)
+        progress(f"excluded {sum(keep)} records near-duplicate to {len(exclude)} evaluation file(s)")
+        examples = [e for e, drop in zip(examples, keep, strict=True) if not drop]
+    progress(f"clustering {len(examples)} records into near-duplicate groups")
+    grouped = assign_groups(examples)
+    return Corpus(splits=assign_splits(grouped, manifest), sources=sources, skipped_sources=skipped)
+
+
+def augment(train: Sequence[Example], config: TrainConfig, manifest: SplitManifest) -> list[Example]:
+    """Template expansions and non-held-out transforms, applied to benign and harmful alike."""
+    seeds = [e for e in train if e.source.startswith("seed_")]
+    out = list(train) + list(expand(seeds, config.template_expansions, config.seed))
+    allowed = [t for t in TRANSFORMS if t.family not in manifest.heldout_transform_families]
+    rng = random.Random(config.seed)
+    for example in list(out):
+        if rng.random() < config.transform_rate:
+            out.append(allowed[rng.randrange(len(allowed))](example))
+    return out
+
+
+def targets_for(examples: Sequence[Example], heads: Sequence[str]) -> np.ndarray:
+    """(n, heads) targets: `any` from the label, categories from `categories` (missing if unknown)."""
+    targets = np.zeros((len(examples), len(heads)), dtype=np.int8)
+    for i, e in enumerate(examples):
+        targets[i, 0] = e.label
+        if e.label == 1:
+            if e.categories:
+                targets[i, 1:] = [int(h in e.categories) for h in heads[1:]]
+            else:
+                targets[i, 1:] = MISSING
+    return targets
+
+
+def train_guard(constitution: Constitution, corpus: Corpus, config: TrainConfig, *, constitution_text: str | None = None,
+                manifest: SplitManifest | None = None, progress: Progress = lambda _: None) -> Guard:
+    """Fit stage 1 on the train split and calibrate on the calibration split."""
+    manifest = manifest or load_manifest()
+    test_groups = {e.group for e in corpus.splits["test"] if e.group}
+    train = [e for e in augment(corpus.splits["train"], config, manifest) if e.label is not None]
+    check_trainable(train, manifest, test_groups)
+    heads = [ANY, *constitution.category_ids]
+    progress(f"training stage 1 on {len(train)} records ({Counter(e.label for e in train)[1]} restricted), {len(heads)} heads")
+    model = NgramLinearClassifier(heads, hasher=NgramHasher(n_features=config.n_features), C=config.C,
+                                  positive_weight=config.positive_weight, seed=config.seed)
+    guard = Guard(constitution, model, np.zeros(len(heads)), constitution_text=constitution_text)
+    model.fit(guard.texts(train), targets_for(train, heads))
+    benign = [e for e in corpus.splits["calibration"] if e.label == 0]
+    progress(f"calibrating thresholds on {len(benign)} benign calibration records")
+    logits = model.decision_function(guard.texts(benign))
+    target = constitution.operating_point.target_fpr
+    return Guard(constitution, model, thresholds_for_fpr(logits, target), constitution_text=constitution_text)
+
+
+def training_record(corpus: Corpus, config: TrainConfig) -> dict[str, Any]:
+    """The manifest section that makes a guard's training reproducible."""
+    return {
+        "config": config.model_dump(),
+        "sources": corpus.sources,
+        "skipped_sources": corpus.skipped_sources,
+        "splits": {s: {"count": len(rows), "sha256": corpus.data_hash(s)} for s, rows in corpus.splits.items()},
+        "data_hash": corpus.data_hash("train"),
+    }
