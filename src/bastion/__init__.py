@@ -2,9 +2,9 @@
 
 __version__ = "0.1.0"
 
-from bastion.constitution import Constitution  # noqa: E402
-from bastion.data.records import Example, Message  # noqa: E402
-from bastion.errors import BastionError  # noqa: E402
-from bastion.guard import Guard, Verdict  # noqa: E402
+from bastion.constitution import Constitution
+from bastion.data.records import Example, Message
+from bastion.errors import BastionError
+from bastion.guard import Guard, Verdict
 
 __all__ = ["BastionError", "Constitution", "Example", "Guard", "Message", "Verdict", "__version__"]

@@ -31,7 +31,7 @@ from bastion.data.splits import Split, SplitManifest, assign_groups, assign_spli
 from bastion.data.transforms import TRANSFORMS
 from bastion.errors import DataUnavailableError
 from bastion.guard.guard import Guard
-from bastion.models.calibration import thresholds_for_fpr
+from bastion.models.calibration import head_thresholds
 from bastion.models.features import NgramHasher
 from bastion.models.linear import ANY, MISSING, NgramLinearClassifier
 
@@ -47,7 +47,7 @@ class TrainConfig(BaseModel):
     use_dev_pool: bool = Field(default=True, description="Add trainable development-pool sources when present.")
     template_expansions: int = Field(default=2, ge=0, description="Template variants per seed prompt.")
     transform_rate: float = Field(default=0.35, ge=0.0, le=1.0, description="Share of train records given a transform.")
-    C: float = Field(default=8.0, gt=0)
+    C: float = Field(default=16.0, gt=0)
     n_features: int = Field(default=2**18, ge=2**10)
     positive_weight: float = Field(default=1.0, gt=0)
 
@@ -149,7 +149,7 @@ def train_guard(constitution: Constitution, corpus: Corpus, config: TrainConfig,
     progress(f"calibrating thresholds on {len(benign)} benign calibration records")
     logits = model.decision_function(guard.texts(benign))
     target = constitution.operating_point.target_fpr
-    return Guard(constitution, model, thresholds_for_fpr(logits, target), constitution_text=constitution_text)
+    return Guard(constitution, model, head_thresholds(logits, target), constitution_text=constitution_text)
 
 
 def training_record(corpus: Corpus, config: TrainConfig) -> dict[str, Any]:

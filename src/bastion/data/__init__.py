@@ -1,1 +1,1 @@
-"""Bastion data package."""
+"""Data: records, JSONL I/O, seeds, development-pool loaders, transforms, splits."""

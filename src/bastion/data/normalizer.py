@@ -38,16 +38,11 @@ MORSE = {
     "--...": "7", "---..": "8", "----.": "9", ".-.-.-": ".", "--..--": ",", "..--..": "?",
 }
 COMMON_WORDS = frozenset(
-    """the be to of and a in that have i it for not on with he as you do at this but his by
-    from they we say her she or an will my one all would there their what so up out if about
-    who get which go me when make can like time no just him know take people into year your
-    good some could them see other than then now look only come its over think also back after
-    use two how our work first well way even new want because any these give day most us is
-    are was were has had been how why where tell explain write make help please need best""".split()
+    ["the", "be", "to", "of", "and", "a", "in", "that", "have", "i", "it", "for", "not", "on", "with", "he", "as", "you", "do", "at", "this", "but", "his", "by", "from", "they", "we", "say", "her", "she", "or", "an", "will", "my", "one", "all", "would", "there", "their", "what", "so", "up", "out", "if", "about", "who", "get", "which", "go", "me", "when", "make", "can", "like", "time", "no", "just", "him", "know", "take", "people", "into", "year", "your", "good", "some", "could", "them", "see", "other", "than", "then", "now", "look", "only", "come", "its", "over", "think", "also", "back", "after", "use", "two", "how", "our", "work", "first", "well", "way", "even", "new", "want", "because", "any", "these", "give", "day", "most", "us", "is", "are", "was", "were", "has", "had", "been", "how", "why", "where", "tell", "explain", "write", "make", "help", "please", "need", "best"]
 )
 
 _ZERO_WIDTH = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
-_BASE64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+/=])")
+_BASE64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{10,}={0,2}(?![A-Za-z0-9+/=])")
 _HEX = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[ :]?){8,}(?![0-9A-Fa-f])")
 _URL = re.compile(r"(?:%[0-9A-Fa-f]{2}){3,}")
 _MORSE_TEXT = re.compile(r"^[.\-/ ]+$")
@@ -56,7 +51,7 @@ _TOKEN = re.compile(r"\S+")
 
 
 def _english_score(text: str) -> float:
-    words = re.findall(r"[a-z]+", text.lower())
+    words = re.findall(r"[a-z]{2,}", text.lower())
     return sum(w in COMMON_WORDS for w in words) / len(words) if words else 0.0
 
 
@@ -66,8 +61,12 @@ def _readable(raw: bytes) -> str | None:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    printable = sum(ch.isprintable() or ch in "\n\t" for ch in text)
-    return text if text and printable / len(text) > 0.95 else None
+    if not text or not all(ch.isprintable() or ch in "\n\t" for ch in text):
+        return None
+    wordlike = sum(ch.isalnum() or ch.isspace() for ch in text) / len(text)
+    ascii_share = sum(ch.isascii() for ch in text) / len(text)
+    # Short non-ASCII results are what random letters decode to; real payloads are longer.
+    return text if wordlike >= 0.75 and (ascii_share >= 0.9 or len(text) >= 8) else None
 
 
 def _decode_base64(segment: str) -> str | None:
@@ -118,6 +117,13 @@ def _deleet_token(token: str) -> str:
     return "".join(LEET.get(ch, ch) for ch in core) + token[len(core):]
 
 
+def _canonical_characters(text: str) -> str:
+    """NFKC, no invisible characters, lookalike letters folded onto Latin, letters de-spaced."""
+    text = _ZERO_WIDTH.sub("", unicodedata.normalize("NFKC", text))
+    text = _TOKEN.sub(lambda m: _fold_token(m.group()), text)
+    return _SPACED.sub(lambda m: m.group().replace(" ", ""), text)
+
+
 @dataclass(frozen=True)
 class Normalizer:
     """Canonicalise text so that cheap disguises map back to the plain request.
@@ -131,15 +137,12 @@ class Normalizer:
     casefold: bool = True
 
     def __call__(self, text: str) -> str:
-        text = unicodedata.normalize("NFKC", text)
-        text = _ZERO_WIDTH.sub("", text)
+        text = _canonical_characters(text)
         for _ in range(self.max_depth):
             decoded = self._decode_once(text)
             if decoded == text:
                 break
-            text = unicodedata.normalize("NFKC", decoded)
-        text = _TOKEN.sub(lambda m: _fold_token(m.group()), text)
-        text = _SPACED.sub(lambda m: m.group().replace(" ", ""), text)
+            text = _canonical_characters(decoded)
         text = _TOKEN.sub(lambda m: _deleet_token(m.group()), text)
         text = " ".join(text.split())
         return text.casefold() if self.casefold else text
@@ -162,7 +165,7 @@ class Normalizer:
         morse = _decode_morse(text) if len(text) <= limit else None
         if morse is not None:
             return morse
-        rotated = _rot13(text)
-        if _english_score(rotated) > _english_score(text) + 0.15:
-            return rotated
+        view = _TOKEN.sub(lambda m: _deleet_token(m.group()), text)  # judge words, not leet digits
+        if _english_score(_rot13(view)) > _english_score(view) + 0.15:
+            return _rot13(text)
         return text

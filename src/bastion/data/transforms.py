@@ -146,7 +146,7 @@ def _substitution(text: str, rng: random.Random) -> str:
 @transform("leetspeak", "character", invertible=True)
 def _leet(text: str, rng: random.Random) -> str:
     """Replace letters with digits (the first letter of each word is kept)."""
-    inverse = {"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"}
+    inverse = {letter: digit for digit, letter in LEET.items() if digit.isdigit()}
     return " ".join(w[:1] + "".join(inverse.get(c, c) for c in w[1:]) for w in text.split(" "))
 
 

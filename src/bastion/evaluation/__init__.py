@@ -1,1 +1,1 @@
-"""Bastion evaluation package."""
+"""Evaluation: metrics with confidence intervals over scored, labelled records."""

@@ -56,14 +56,14 @@ class Guard:
         self.normalizer = normalizer or Normalizer()
         self.manifest = manifest or {}
         self.constitution_text = constitution_text
-        self._apply_overrides()
         input_only = {c.id for c in constitution.restricted if c.input_only}
         self._output_heads = np.array([h not in input_only for h in stage1.heads])
-
-    def _apply_overrides(self) -> None:
-        for category in self.constitution.restricted:
-            if category.threshold is not None and category.id in self.stage1.heads:
-                self.thresholds[self.stage1.heads.index(category.id)] = logit(category.threshold)
+        self._deciding = np.array([h == ANY for h in stage1.heads])
+        for category in constitution.restricted:
+            if category.threshold is not None and category.id in stage1.heads:
+                k = stage1.heads.index(category.id)
+                self.thresholds[k] = logit(category.threshold)
+                self._deciding[k] = True
 
     # -- loading and saving ------------------------------------------------------------
 
@@ -133,7 +133,7 @@ class Guard:
         heads = self.stage1.heads
         categories = {h: round(float(s), 6) for h, s in zip(heads, row, strict=True) if h != ANY}
         top = max(categories, key=categories.__getitem__) if categories else None
-        score = float(row.max())
+        score = float(row[self._deciding].max())
         return Verdict(score=round(score, 6), flagged=score >= 0.5, category=top,
                        categories=categories, stage="stage1")
 

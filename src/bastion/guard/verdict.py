@@ -8,8 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 class Verdict(BaseModel):
     """A guard's decision about one input, output or exchange.
 
-    Scores are calibrated so that 0.5 is each category's threshold: `flagged` is true
-    exactly when `score` (the highest category score) is at least 0.5.
+    Scores are calibrated so that 0.5 is each one's threshold at the guard's target
+    false-positive rate: `flagged` is true exactly when `score` (restricted in any way) is
+    at least 0.5. Category scores say which rule is most likely at stake.
     """
 
     model_config = ConfigDict(frozen=True)

@@ -1,1 +1,1 @@
-"""Bastion models package."""
+"""Models: features, the stage-1 linear classifier, calibration and artifacts."""

@@ -43,6 +43,7 @@ def save_artifact(directory: Path, manifest: dict[str, Any], arrays: dict[str, d
             np.savez_compressed(staging / name, **content)
         for name, text in texts.items():
             (staging / name).write_text(text, encoding="utf-8")
+        staging.chmod(0o755)  # mkdtemp makes it private; an artifact is meant to be shared
         files = {p.name: sha256_file(p) for p in sorted(staging.iterdir())}
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest, "files": files}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")

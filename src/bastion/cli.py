@@ -1,0 +1,283 @@
+"""The `bastion` command line: a thin layer over the library.
+
+Every command turns BastionError into a one-line message and its exit code, so a user sees
+what is wrong and where, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bastion import __version__
+from bastion.config import Settings
+from bastion.errors import BastionError, ExitCode, RecordError
+
+app = typer.Typer(help="Bastion: constitutional classifiers that guard any LLM.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+constitution_app = typer.Typer(help="Validate, show and test constitutions.", no_args_is_help=True)
+app.add_typer(constitution_app, name="constitution")
+err = Console(stderr=True)
+out = Console()
+F = TypeVar("F", bound=Callable[..., Any])
+
+GuardOption = Annotated[str, typer.Option("--guard", "-g", help="Guard artifact directory, or 'default' for the bundled guard.")]
+Kind = Annotated[str, typer.Option("--kind", help="What to score: input (the prompt/conversation), output (the response) or exchange (both).")]
+
+
+def friendly(func: F) -> F:
+    """Report BastionError as a message plus exit code instead of a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except BastionError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(int(exc.exit_code)) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _kind(value: str) -> str:
+    if value not in ("input", "output", "exchange"):
+        raise BastionError(f"--kind must be input, output or exchange, not {value!r}")
+    return value
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False) -> None:
+    if version:
+        out.print(__version__)
+        raise typer.Exit()
+
+
+# -- constitution ------------------------------------------------------------------------
+
+
+@constitution_app.command("validate")
+@friendly
+def constitution_validate(file: Annotated[Path, typer.Argument(help="Constitution YAML file.")]) -> None:
+    """Check a constitution file; print its categories and content hash."""
+    from bastion.constitution import load
+
+    c = load(file)
+    out.print(f"[green]valid[/] {c.name} v{c.version}: {len(c.restricted)} restricted, {len(c.permitted)} permitted categories; sha256 {c.content_hash()}")
+
+
+@constitution_app.command("show")
+@friendly
+def constitution_show(name: Annotated[str, typer.Argument(help="Bundled name (general, cbrn) or YAML file.")]) -> None:
+    """Print a constitution's rules as a table."""
+    from bastion.constitution import load
+
+    c = load(name)
+    out.print(f"[bold]{c.name}[/] v{c.version} - {c.description}\nhash {c.content_hash()}  target FPR {c.operating_point.target_fpr:.2%}")
+    table = Table("kind", "id", "title", "description", show_lines=True)
+    for kind, cats in (("restricted", c.restricted), ("permitted", c.permitted)):
+        for cat in cats:
+            table.add_row(kind, cat.id, cat.title, cat.description)
+    out.print(table)
+    for note in c.notes:
+        out.print(f"- {note}")
+
+
+@constitution_app.command("test")
+@friendly
+def constitution_test(
+    name: Annotated[str, typer.Argument(help="Bundled name or YAML file.")],
+    guard: GuardOption = "default",
+) -> None:
+    """Score the constitution's own examples with a guard and list the ones it gets wrong."""
+    from bastion.constitution import load
+    from bastion.data.records import Example
+    from bastion.guard import Guard
+
+    c = load(name)
+    g = Guard.load(guard)
+    cases = [(cat.id, 1, ex) for cat in c.restricted for ex in cat.examples]
+    cases += [(cat.id, 0, ex) for cat in c.permitted for ex in cat.examples]
+    verdicts = g.score_examples([Example(prompt=text) for _, _, text in cases])
+    wrong = [(cid, label, text, v) for (cid, label, text), v in zip(cases, verdicts, strict=True) if int(v.flagged) != label]
+    table = Table("category", "expected", "score", "example")
+    for cid, label, text, v in wrong:
+        table.add_row(cid, "flag" if label else "pass", f"{v.score:.3f}", text)
+    out.print(table if wrong else "[green]every example scored as its category says[/]")
+    out.print(f"{len(cases) - len(wrong)}/{len(cases)} correct")
+    if wrong:
+        raise typer.Exit(int(ExitCode.FAILED))
+
+
+# -- train -------------------------------------------------------------------------------
+
+
+@app.command()
+@friendly
+def train(
+    constitution: Annotated[str, typer.Option("--constitution", "-c", help="Bundled name (general, cbrn) or YAML file.")] = "general",
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory to write the guard artifact to.")] = Path("guard"),
+    data: Annotated[list[Path], typer.Option("--data", help="Extra labelled JSONL files to train on.")] = [],  # noqa: B006
+    exclude: Annotated[list[Path], typer.Option("--exclude", help="Drop training records near-duplicate to these evaluation JSONL files.")] = [],  # noqa: B006
+    dev_pool: Annotated[bool, typer.Option(help="Use the trainable development-pool sources under BASTION_DATA_DIR.")] = True,
+    seed: Annotated[int, typer.Option(help="Random seed; same inputs and seed give the same guard.")] = 13,
+) -> None:
+    """Train a guard from a constitution's seed corpus (plus the development pool) and calibrate it."""
+    import time
+
+    from bastion.constitution import load, resolve
+    from bastion.training import TrainConfig, build_corpus, train_guard, training_record
+
+    settings = Settings()
+    c = load(constitution)
+    text = resolve(constitution).read_text(encoding="utf-8")
+    config = TrainConfig(seed=seed, use_dev_pool=dev_pool)
+    started = time.perf_counter()
+    with err.status("building corpus") as status:
+        def progress(message: str) -> None:
+            status.update(message)
+            err.log(message)
+
+        if dev_pool and settings.data_dir is None:
+            err.print("[yellow]no development pool found (set BASTION_DATA_DIR); training on the seed corpus only[/]")
+        corpus = build_corpus(c, settings.data_dir, use_dev_pool=dev_pool, extra=data, exclude=exclude, progress=progress)
+        guard = train_guard(c, corpus, config, constitution_text=text, progress=progress)
+        extra = {"training": training_record(corpus, config) | {"seconds": round(time.perf_counter() - started, 1)}}
+        guard.save(output, extra)
+    out.print(f"[green]saved[/] guard for {c.name} to {output} ({extra['training']['seconds']} s)")
+
+
+# -- score / check / eval ----------------------------------------------------------------
+
+
+@app.command()
+@friendly
+def score(
+    input: Annotated[Path | None, typer.Argument(help="JSONL records (prompt or messages, optional response); stdin when omitted.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write JSONL verdicts here (atomically); stdout when omitted.")] = None,
+    guard: GuardOption = "default",
+    kind: Kind = "input",
+    on_error: Annotated[str, typer.Option("--on-error", help="fail: stop at the first bad line; skip: leave it out and report it.")] = "fail",
+    max_chars: Annotated[int | None, typer.Option("--max-chars", help="Reject records longer than this (default BASTION_MAX_RECORD_CHARS).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Records scored per batch.")] = 512,
+) -> None:
+    """Score JSONL records and write one verdict per record (id, score, flagged, categories, stage)."""
+    from bastion.data.jsonl import SkippedLines, read_examples, write_jsonl
+    from bastion.guard import Guard
+
+    if on_error not in ("fail", "skip"):
+        raise BastionError(f"--on-error must be fail or skip, not {on_error!r}")
+    kind = _kind(kind)
+    g = Guard.load(guard)
+    skipped = SkippedLines()
+    records = read_examples(input, on_error=on_error, max_chars=max_chars or Settings().max_record_chars, skipped=skipped)  # type: ignore[arg-type]
+    rows = list(_verdict_rows(g, records, kind, batch_size))
+    if not rows:
+        raise RecordError(f"{input or '<stdin>'}: no records to score (empty input)")
+    write_jsonl(rows, output)
+    for _, reason in skipped.lines:
+        err.print(f"[yellow]skipped[/] {reason}", highlight=False)
+    if output is not None:
+        flagged = sum(bool(r["flagged"]) for r in rows)
+        err.print(f"scored {len(rows)} records, {flagged} flagged, {len(skipped.lines)} skipped -> {output}")
+
+
+def _verdict_rows(g: Any, records: Any, kind: str, batch_size: int) -> Any:
+    from itertools import batched
+
+    for batch in batched(records, batch_size):
+        for example, verdict in zip(batch, g.score_examples(list(batch), kind), strict=True):
+            yield {"id": example.id, **verdict.model_dump(exclude_none=True)}
+
+
+@app.command()
+@friendly
+def check(
+    text: Annotated[str, typer.Argument(help="A prompt to check.")],
+    guard: GuardOption = "default",
+    response: Annotated[str | None, typer.Option(help="Also check this response, in the context of the prompt.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
+) -> None:
+    """Check one prompt (and optionally a response) and print the verdict."""
+    from bastion.guard import Guard
+
+    verdict = Guard.load(guard).check(text, response=response)
+    if as_json:
+        out.print_json(verdict.model_dump_json())
+        return
+    _print_verdicts([("-", text, verdict)])
+
+
+def _print_verdicts(rows: list[tuple[str, str, Any]]) -> None:
+    table = Table("id", "text", "verdict", "score", "category")
+    for rid, text, v in rows:
+        label = "[red]FLAGGED[/]" if v.flagged else "[green]ok[/]"
+        short = text if len(text) <= 70 else text[:67] + "..."
+        table.add_row(rid, short, label, f"{v.score:.3f}", v.category if v.flagged else "")
+    out.print(table)
+
+
+@app.command("eval")
+@friendly
+def evaluate(
+    file: Annotated[Path, typer.Argument(help="Labelled JSONL: records with 'label' (1/0, harmful/benign, unsafe/safe).")],
+    guard: GuardOption = "default",
+    kind: Kind = "input",
+    as_json: Annotated[Path | None, typer.Option("--json", help="Also write the metrics as JSON here.")] = None,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed for the intervals.")] = 0,
+) -> None:
+    """Evaluate a guard on labelled records: AUROC, AUPRC, F1, precision, recall, FPR, TPR at 1% FPR, with 95% intervals."""
+    import numpy as np
+
+    from bastion.data.jsonl import read_examples, write_jsonl
+    from bastion.evaluation.metrics import detection_report
+    from bastion.guard import Guard
+
+    g = Guard.load(guard)
+    records = list(read_examples(file))
+    missing = [r.id for r in records if r.label is None]
+    if missing:
+        raise RecordError(f"{file}: {len(missing)} records have no 'label' (first: id {missing[0]})")
+    scores = np.array([v.score for v in g.score_examples(records, _kind(kind))])
+    report = detection_report(np.array([r.label for r in records]), scores, seed=seed)
+    table = Table("metric", "value", "95% interval")
+    for name in ("auroc", "auprc", "f1", "precision", "recall", "fpr", "tpr_at_1pct_fpr"):
+        est = getattr(report, name)
+        table.add_row(name, "n/a" if est.value is None else f"{est.value:.4f}", "" if est.low is None else f"[{est.low:.4f}, {est.high:.4f}]")
+    out.print(f"{report.n} records: {report.positives} restricted, {report.negatives} benign (threshold: the guard's shipped operating point)")
+    out.print(table)
+    if as_json:
+        write_jsonl([json.loads(report.model_dump_json())], as_json)
+
+
+@app.command()
+@friendly
+def demo(guard: GuardOption = "default") -> None:
+    """Score the bundled sample prompts with a guard and print a table of verdicts."""
+    from importlib import resources
+
+    from bastion.data.jsonl import read_examples
+    from bastion.data.records import render
+    from bastion.guard import Guard
+
+    g = Guard.load(guard)
+    sample = Path(str(resources.files("bastion") / "demo" / "sample.jsonl"))
+    records = list(read_examples(sample))
+    verdicts = g.score_examples(records)
+    out.print(f"guard: {g.constitution.name} constitution, target FPR {g.constitution.operating_point.target_fpr:.0%} ({sample.name})")
+    _print_verdicts([(r.id or "", render(r).removeprefix("[user] "), v) for r, v in zip(records, verdicts, strict=True)])
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(app())
