@@ -25,7 +25,7 @@ app = typer.Typer(help="Bastion: constitutional classifiers that guard any LLM."
                   pretty_exceptions_enable=False, add_completion=False)
 constitution_app = typer.Typer(help="Validate, show and test constitutions.", no_args_is_help=True)
 app.add_typer(constitution_app, name="constitution")
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 out = Console()
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -193,9 +193,10 @@ def score(
 
 
 def _verdict_rows(g: Any, records: Any, kind: str, batch_size: int) -> Any:
-    from itertools import batched
+    from itertools import islice
 
-    for batch in batched(records, batch_size):
+    records = iter(records)
+    while batch := list(islice(records, batch_size)):
         for example, verdict in zip(batch, g.score_examples(list(batch), kind), strict=True):
             yield {"id": example.id, **verdict.model_dump(exclude_none=True)}
 

@@ -47,7 +47,8 @@ _HEX = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[ :]?){8,}(?![0-9A-Fa-f])")
 _URL = re.compile(r"(?:%[0-9A-Fa-f]{2}){3,}")
 _MORSE_TEXT = re.compile(r"^[.\-/ ]+$")
 _SPACED = re.compile(r"(?<!\S)(?:\S ){1,}\S(?!\S)")
-_TOKEN = re.compile(r"\S+")
+_CONFUSABLE_TOKEN = re.compile("(?<!\\S)\\S*[" + "".join(CONFUSABLES) + "]\\S*")
+_LEET_TOKEN = re.compile("(?<!\\S)\\S*[" + re.escape("".join(LEET)) + "]\\S*")
 
 
 def _english_score(text: str) -> float:
@@ -117,10 +118,14 @@ def _deleet_token(token: str) -> str:
     return "".join(LEET.get(ch, ch) for ch in core) + token[len(core):]
 
 
+def _deleet(text: str) -> str:
+    return _LEET_TOKEN.sub(lambda m: _deleet_token(m.group()), text)
+
+
 def _canonical_characters(text: str) -> str:
     """NFKC, no invisible characters, lookalike letters folded onto Latin, letters de-spaced."""
     text = _ZERO_WIDTH.sub("", unicodedata.normalize("NFKC", text))
-    text = _TOKEN.sub(lambda m: _fold_token(m.group()), text)
+    text = _CONFUSABLE_TOKEN.sub(lambda m: _fold_token(m.group()), text)
     return _SPACED.sub(lambda m: m.group().replace(" ", ""), text)
 
 
@@ -143,7 +148,7 @@ class Normalizer:
             if decoded == text:
                 break
             text = _canonical_characters(decoded)
-        text = _TOKEN.sub(lambda m: _deleet_token(m.group()), text)
+        text = _deleet(text)
         text = " ".join(text.split())
         return text.casefold() if self.casefold else text
 
@@ -165,7 +170,8 @@ class Normalizer:
         morse = _decode_morse(text) if len(text) <= limit else None
         if morse is not None:
             return morse
-        view = _TOKEN.sub(lambda m: _deleet_token(m.group()), text)  # judge words, not leet digits
-        if _english_score(_rot13(view)) > _english_score(view) + 0.15:
+        view = _deleet(text)  # judge words, not leet digits
+        plain = _english_score(view)
+        if plain < 0.5 and _english_score(_rot13(view)) > plain + 0.15:
             return _rot13(text)
         return text

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bastion.errors import RecordError
+
 Role = Literal["system", "developer", "user", "assistant", "tool"]
 Kind = Literal["input", "output", "exchange"]
 
@@ -122,7 +124,7 @@ def render(example: Example, kind: Kind = "input") -> str:
     if kind == "input":
         return render_conversation(example.conversation())
     if example.response is None:
-        raise ValueError(f"record {example.id!r} has no 'response' to score as {kind}")
+        raise RecordError(f"record {example.id!r} has no 'response' to score as {kind}")
     if kind == "output":
         return f"[assistant] {example.response}"
     return render_conversation(example.conversation()) + f"\n\n[assistant] {example.response}"

@@ -1,9 +1,14 @@
 """Hashed word and character n-gram features for the stage-1 linear model.
 
 Hashing keeps the model a fixed size whatever the vocabulary, needs no fitted vocabulary
-(so there is nothing to pickle) and makes features of unseen text well defined. Word
-n-grams carry meaning; character n-grams within word boundaries survive typos, leetspeak
-leftovers and inflection.
+(nothing to pickle) and gives unseen text well-defined features. Word n-grams carry
+meaning; character n-grams survive typos, inflection and leftover obfuscation.
+
+The hashing is vectorised over a whole batch with numpy: texts are joined into one array
+of code points, rolling polynomial hashes give every character n-gram at once, prefix
+hashes give every word, and n-grams that would cross a text boundary are dropped. All
+arithmetic is on uint64 with wrap-around, so hashes are identical on every machine and
+run (unlike Python's salted `hash`), and stage 1 retrains bit-identically.
 """
 
 from __future__ import annotations
@@ -13,8 +18,30 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import HashingVectorizer
-from sklearn.preprocessing import normalize
+
+_BASE = np.uint64(0x100000001B3)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_SEPARATOR = 0  # code point joining texts; never part of a feature
+_MAX_WORD = 32  # longer words are hashed on their last 32 characters
+
+
+def _mix(values: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser: a non-linear per-character hash, so anagrams differ."""
+    with np.errstate(over="ignore"):
+        z = values ^ (values >> np.uint64(30))
+        z = z * np.uint64(0xBF58476D1CE4E5B9)
+        z = z ^ (z >> np.uint64(27))
+        z = z * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def _word_char_mask(codes: np.ndarray) -> np.ndarray:
+    """Letters, digits and underscore; every non-ASCII code point except a few spaces."""
+    ascii_word = np.zeros(128, dtype=bool)
+    for ch in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_":
+        ascii_word[ord(ch)] = True
+    mask = np.where(codes < 128, ascii_word[np.minimum(codes, 127)], True)
+    return mask & ~np.isin(codes, (0xA0, 0x3000, 0x2028, 0x2029))
 
 
 @dataclass(frozen=True)
@@ -26,18 +53,74 @@ class NgramHasher:
     char_ngrams: tuple[int, int] = (3, 5)
     sublinear_tf: bool = True
 
-    def _vectorizers(self) -> tuple[HashingVectorizer, HashingVectorizer]:
-        common = dict(n_features=self.n_features, alternate_sign=False, norm=None, dtype=np.float32)
-        words = HashingVectorizer(analyzer="word", ngram_range=self.word_ngrams, token_pattern=r"(?u)\b\w+\b", **common)
-        chars = HashingVectorizer(analyzer="char_wb", ngram_range=self.char_ngrams, **common)
-        return words, chars
+    def __post_init__(self) -> None:
+        if self.n_features & (self.n_features - 1) or self.n_features < 2:
+            raise ValueError(f"n_features must be a power of two, got {self.n_features}")
+
+    @property
+    def _bits(self) -> int:
+        return self.n_features.bit_length() - 1
+
+    def _hashes(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(row, hash) for every n-gram in the batch."""
+        joined = "\x00".join(texts)
+        codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+        doc = np.cumsum(codes == _SEPARATOR)
+        rows, hashes = [], []
+        with np.errstate(over="ignore"):
+            rolling = codes.copy()
+            for n in range(2, self.char_ngrams[1] + 1):  # rolling[i] = hash of codes[i:i+n]
+                rolling = rolling[:-1] * _BASE + codes[n - 1:]
+                if n >= self.char_ngrams[0]:
+                    valid = (doc[:len(rolling)] == doc[n - 1:]) & (codes[:len(rolling)] != _SEPARATOR)
+                    rows.append(doc[:len(rolling)][valid])
+                    hashes.append(rolling[valid] + np.uint64(n))
+            words, word_docs = self._word_hashes(codes, doc)
+            for n in range(self.word_ngrams[0], self.word_ngrams[1] + 1):
+                if len(words) < n:
+                    continue
+                gram = words[: len(words) - n + 1].copy()
+                for k in range(1, n):
+                    gram = gram * _BASE + words[k: len(words) - n + 1 + k]
+                valid = word_docs[: len(gram)] == word_docs[n - 1:]
+                rows.append(word_docs[: len(gram)][valid])
+                hashes.append(gram[valid] ^ np.uint64(0x5BD1E995 * n))
+        return np.concatenate(rows), np.concatenate(hashes)
+
+    @staticmethod
+    def _word_hashes(codes: np.ndarray, doc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Hash of every word (maximal run of word characters) and the row it is in.
+
+        A word's hash sums a per-character hash of (code point, offset in the word), so one
+        cumulative sum over the batch yields every word's hash by subtraction.
+        """
+        mask = _word_char_mask(codes)
+        edges = np.diff(np.concatenate(([False], mask, [False])).astype(np.int8))
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        starts = np.maximum(starts, ends - _MAX_WORD)
+        word_start = np.zeros(len(codes), dtype=np.int64)
+        word_start[starts] = starts
+        offsets = np.arange(len(codes)) - np.maximum.accumulate(word_start)
+        with np.errstate(over="ignore"):
+            per_char = _mix(codes ^ (offsets.astype(np.uint64) << np.uint64(32)))
+            cumulative = np.concatenate(([np.uint64(0)], np.cumsum(per_char, dtype=np.uint64)))
+            words = cumulative[ends] - cumulative[starts]
+        return words, doc[starts]
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
-        words, chars = self._vectorizers()
-        matrix = (words.transform(texts) + chars.transform(texts)).tocsr()
+        if not texts:
+            return sp.csr_matrix((0, self.n_features), dtype=np.float32)
+        rows, hashes = self._hashes(texts)
+        with np.errstate(over="ignore"):  # Fibonacci hashing: the top bits of h * golden ratio
+            columns = ((hashes * _GOLDEN) >> np.uint64(64 - self._bits)).astype(np.int64)
+        data = np.ones(len(rows), dtype=np.float32)
+        matrix = sp.csr_matrix((data, (rows.astype(np.int64), columns)), shape=(len(texts), self.n_features))
+        matrix.sum_duplicates()
         if self.sublinear_tf:
             np.log1p(matrix.data, out=matrix.data)
-        return normalize(matrix, norm="l2", copy=False)
+        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+        norms[norms == 0] = 1.0
+        return sp.csr_matrix(sp.diags(1.0 / norms).astype(np.float32) @ matrix)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

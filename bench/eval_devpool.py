@@ -1,0 +1,47 @@
+"""Development-pool test split: the numbers issue 2 and 3 ask for, at the shipped threshold.
+
+Rebuilds the corpus with the committed split manifest (so the test split is exactly the
+groups the guard never trained or calibrated on), scores it, and prints AUROC harmful vs
+benign with 95% intervals, FPR on JailbreakBench's topic-matched benign behaviours, recall
+on held-out in-the-wild jailbreaks, and per-source flag rates.
+
+Run: BASTION_DATA_DIR=../shared/datasets python bench/eval_devpool.py [GUARD_DIR]
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+
+import numpy as np
+
+from bastion.config import Settings
+from bastion.evaluation.metrics import detection_report, wilson
+from bastion.guard import Guard
+from bastion.training import build_corpus
+
+
+def main(guard_path: str = "default") -> None:
+    settings = Settings()
+    if settings.data_dir is None:
+        sys.exit("the development pool is not available: set BASTION_DATA_DIR")
+    guard = Guard.load(guard_path)
+    corpus = build_corpus(guard.constitution, settings.data_dir)
+    test = [e for e in corpus.splits["test"] if e.label is not None]
+    scores = np.array([v.score for v in guard.score_examples(test)])
+    labels = np.array([e.label for e in test])
+    report = detection_report(labels, scores)
+    print(f"test split: {report.n} records ({report.positives} restricted, {report.negatives} benign)")
+    for name in ("auroc", "auprc", "f1", "precision", "recall", "fpr", "tpr_at_1pct_fpr"):
+        print(f"  {name:16s} {getattr(report, name)}")
+    by_source: dict[str, list[bool]] = defaultdict(list)
+    for example, score in zip(test, scores, strict=True):
+        by_source[example.source].append(bool(score >= 0.5))
+    print("flag rate by source (restricted sources: recall; benign sources: FPR), 95% Wilson interval")
+    for source, flags in sorted(by_source.items()):
+        label = {e.label for e in test if e.source == source}
+        print(f"  {source:28s} label={sorted(label)} n={len(flags):5d} flagged {wilson(sum(flags), len(flags))}")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
