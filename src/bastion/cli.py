@@ -131,8 +131,12 @@ def train(
     exclude: Annotated[list[Path], typer.Option("--exclude", help="Drop training records near-duplicate to these evaluation JSONL files.")] = [],  # noqa: B006
     dev_pool: Annotated[bool, typer.Option(help="Use the trainable development-pool sources under BASTION_DATA_DIR.")] = True,
     seed: Annotated[int, typer.Option(help="Random seed; same inputs and seed give the same guard.")] = 13,
+    stage2: Annotated[str, typer.Option(help="none: stage 1 only; finetune: also fine-tune the encoder stage and fit the cascade (needs bastion[train], ~30 min on 2 cores); reuse: take the stage-2 model of --stage2-from.")] = "none",
+    stage2_from: Annotated[str | None, typer.Option(help="Guard artifact (or 'default') whose stage-2 model --stage2 reuse takes.")] = None,
+    epochs: Annotated[float, typer.Option(help="Fine-tuning epochs for --stage2 finetune.")] = 1.0,
 ) -> None:
     """Train a guard from a constitution's seed corpus (plus the development pool) and calibrate it."""
+    import shutil
     import time
 
     from bastion.constitution import load, resolve
@@ -141,7 +145,14 @@ def train(
     settings = Settings()
     c = load(constitution)
     text = resolve(constitution).read_text(encoding="utf-8")
-    config = TrainConfig(seed=seed, use_dev_pool=dev_pool)
+    if stage2 not in ("none", "finetune", "reuse"):
+        raise BastionError(f"--stage2 must be none, finetune or reuse, not {stage2!r}")
+    if stage2_from in ("default",):
+        from bastion.guard.guard import bundled_path
+
+        stage2_from = str(bundled_path(stage2_from))
+    config = TrainConfig(seed=seed, use_dev_pool=dev_pool, stage2=stage2, stage2_from=stage2_from, stage2_epochs=epochs)  # type: ignore[arg-type]
+    workdir = output.resolve().parent / f".{output.name}.stage2-work"
     started = time.perf_counter()
     with err.status("building corpus") as status:
         def progress(message: str) -> None:
@@ -151,9 +162,12 @@ def train(
         if dev_pool and settings.data_dir is None:
             err.print("[yellow]no development pool found (set BASTION_DATA_DIR); training on the seed corpus only[/]")
         corpus = build_corpus(c, settings.data_dir, use_dev_pool=dev_pool, extra=data, exclude=exclude, progress=progress)
-        guard = train_guard(c, corpus, config, constitution_text=text, progress=progress)
-        extra = {"training": training_record(corpus, config) | {"seconds": round(time.perf_counter() - started, 1)}}
-        guard.save(output, extra)
+        try:
+            guard = train_guard(c, corpus, config, constitution_text=text, workdir=workdir, progress=progress)
+            extra = {"training": training_record(corpus, config) | {"seconds": round(time.perf_counter() - started, 1)}}
+            guard.save(output, extra)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
     out.print(f"[green]saved[/] guard for {c.name} to {output} ({extra['training']['seconds']} s)")
 
 

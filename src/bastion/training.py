@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,9 +29,11 @@ from bastion.data.seeds import load_seeds
 from bastion.data.sources import SOURCES, load_source
 from bastion.data.splits import Split, SplitManifest, assign_groups, assign_splits, check_trainable, load_manifest
 from bastion.data.transforms import TRANSFORMS
-from bastion.errors import DataUnavailableError
+from bastion.errors import ConfigError, DataUnavailableError
 from bastion.guard.guard import Guard
 from bastion.models.calibration import head_thresholds
+from bastion.models.cascade import fit_cascade
+from bastion.models.encoder_stage import MODEL_FILE, TOKENIZER_FILE, EncoderStage
 from bastion.models.features import NgramHasher
 from bastion.models.linear import ANY, MISSING, NgramLinearClassifier
 
@@ -50,6 +52,11 @@ class TrainConfig(BaseModel):
     C: float = Field(default=16.0, gt=0)
     n_features: int = Field(default=2**18, ge=2**10)
     positive_weight: float = Field(default=1.0, gt=0)
+    stage2: Literal["none", "finetune", "reuse"] = Field(
+        default="none", description="none; finetune the encoder (needs bastion[train]); or reuse `stage2_from`'s model.")
+    stage2_from: str | None = Field(default=None, description="Guard artifact whose stage-2 model `reuse` takes.")
+    stage2_epochs: float = Field(default=1.0, gt=0)
+    escalation_rate: float = Field(default=0.2, gt=0, lt=1, description="Share of benign traffic the cascade escalates.")
 
 
 @dataclass
@@ -133,8 +140,9 @@ def targets_for(examples: Sequence[Example], heads: Sequence[str]) -> np.ndarray
 
 
 def train_guard(constitution: Constitution, corpus: Corpus, config: TrainConfig, *, constitution_text: str | None = None,
-                manifest: SplitManifest | None = None, progress: Progress = lambda _: None) -> Guard:
-    """Fit stage 1 on the train split and calibrate on the calibration split."""
+                manifest: SplitManifest | None = None, workdir: Path | None = None,
+                progress: Progress = lambda _: None) -> Guard:
+    """Fit stage 1 (and stage 2 when configured) on the train split; calibrate on the calibration split."""
     manifest = manifest or load_manifest()
     test_groups = {e.group for e in corpus.splits["test"] if e.group}
     train = [e for e in augment(corpus.splits["train"], config, manifest) if e.label is not None]
@@ -144,12 +152,53 @@ def train_guard(constitution: Constitution, corpus: Corpus, config: TrainConfig,
     model = NgramLinearClassifier(heads, hasher=NgramHasher(n_features=config.n_features), C=config.C,
                                   positive_weight=config.positive_weight, seed=config.seed)
     guard = Guard(constitution, model, np.zeros(len(heads)), constitution_text=constitution_text)
-    model.fit(guard.texts(train), targets_for(train, heads))
-    benign = [e for e in corpus.splits["calibration"] if e.label == 0]
-    progress(f"calibrating thresholds on {len(benign)} benign calibration records")
-    logits = model.decision_function(guard.texts(benign))
+    train_texts = guard.texts(train)
+    model.fit(train_texts, targets_for(train, heads))
+    calibration = [e for e in corpus.splits["calibration"] if e.label is not None]
+    labels = np.array([e.label for e in calibration])
+    calibration_texts = guard.texts(calibration)
+    progress(f"calibrating thresholds on {int(np.sum(labels == 0))} benign calibration records")
+    stage1_logits = model.decision_function(calibration_texts)
     target = constitution.operating_point.target_fpr
-    return Guard(constitution, model, head_thresholds(logits, target), constitution_text=constitution_text)
+    thresholds = head_thresholds(stage1_logits[labels == 0], target)
+    if config.stage2 == "none":
+        return Guard(constitution, model, thresholds, constitution_text=constitution_text)
+    if workdir is None:
+        raise ValueError("training stage 2 needs a workdir for its model files")
+    if config.stage2 == "reuse":
+        stage2 = reused_stage2(config.stage2_from, heads)
+    else:
+        stage2 = train_stage2(heads, train_texts, targets_for(train, heads), config, workdir, progress)
+    progress("choosing the cascade's band, weight and thresholds on calibration data")
+    cascade = fit_cascade(stage1_logits, stage2.decision_function(calibration_texts), labels, thresholds,
+                          target, config.escalation_rate)
+    return Guard(constitution, model, thresholds, stage2=stage2, cascade=cascade, constitution_text=constitution_text)
+
+
+def reused_stage2(source: str | None, heads: Sequence[str]) -> EncoderStage:
+    """The stage-2 model of an existing artifact, for retraining stage 1 and the cascade only."""
+    if source is None:
+        raise ConfigError("stage2=reuse needs stage2_from (a guard artifact with a stage-2 model)")
+    stage2 = Guard.load(source).stage2
+    if stage2 is None or stage2.heads != list(heads):
+        raise ConfigError(f"{source} has no stage-2 model for heads {list(heads)}")
+    return stage2
+
+
+def train_stage2(heads: Sequence[str], texts: Sequence[str], targets: np.ndarray, config: TrainConfig, workdir: Path,
+                 progress: Progress) -> EncoderStage:
+    """Fine-tune the encoder classifier, export it to int8 ONNX in `workdir`, and load it."""
+    import shutil
+
+    from bastion.encoder.finetune import export_classifier, finetune
+    from bastion.encoder.source import model_dir
+
+    progress(f"fine-tuning the encoder on {len(texts)} records for {config.stage2_epochs} epoch(s)")
+    model = finetune(texts, targets, epochs=config.stage2_epochs, seed=config.seed, progress=progress)
+    workdir.mkdir(parents=True, exist_ok=True)
+    export_classifier(model, workdir / MODEL_FILE)
+    shutil.copyfile(model_dir() / "tokenizer.json", workdir / TOKENIZER_FILE)
+    return EncoderStage(heads, workdir / MODEL_FILE, workdir / TOKENIZER_FILE)
 
 
 def training_record(corpus: Corpus, config: TrainConfig) -> dict[str, Any]:

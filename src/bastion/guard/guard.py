@@ -24,6 +24,8 @@ from bastion.errors import ArtifactError
 from bastion.guard.verdict import Verdict
 from bastion.models.artifacts import load_arrays, read_manifest, save_artifact, verified_path
 from bastion.models.calibration import calibrated_scores, logit
+from bastion.models.cascade import CascadeParams
+from bastion.models.encoder_stage import MODEL_FILE, TOKENIZER_FILE, EncoderStage
 from bastion.models.features import NgramHasher
 from bastion.models.linear import ANY, NgramLinearClassifier
 
@@ -48,11 +50,17 @@ class Guard:
     """Screens conversations against a constitution. Build with `Guard.load`."""
 
     def __init__(self, constitution: Constitution, stage1: NgramLinearClassifier, thresholds: np.ndarray,
-                 *, normalizer: Normalizer | None = None, manifest: dict[str, Any] | None = None,
+                 *, stage2: EncoderStage | None = None, cascade: CascadeParams | None = None,
+                 normalizer: Normalizer | None = None, manifest: dict[str, Any] | None = None,
                  constitution_text: str | None = None) -> None:
+        if (stage2 is None) != (cascade is None):
+            raise ValueError("a stage-2 model and cascade parameters come together")
         self.constitution = constitution
         self.stage1 = stage1
+        self.stage2 = stage2
+        self.cascade = cascade
         self.thresholds = np.asarray(thresholds, dtype=np.float32)
+        self.cascade_thresholds = np.asarray(cascade.thresholds if cascade else thresholds, dtype=np.float32)
         self.normalizer = normalizer or Normalizer()
         self.manifest = manifest or {}
         self.constitution_text = constitution_text
@@ -62,7 +70,7 @@ class Guard:
         for category in constitution.restricted:
             if category.threshold is not None and category.id in stage1.heads:
                 k = stage1.heads.index(category.id)
-                self.thresholds[k] = logit(category.threshold)
+                self.thresholds[k] = self.cascade_thresholds[k] = logit(category.threshold)
                 self._deciding[k] = True
 
     # -- loading and saving ------------------------------------------------------------
@@ -83,10 +91,11 @@ class Guard:
             model.set_weights(weights["coef"].astype(np.float32), weights["intercept"])
             thresholds = np.array([manifest["thresholds"][h] for h in model.heads], dtype=np.float32)
             normalizer = Normalizer(**manifest.get("normalizer", {}))
+            stage2, cascade = _load_stage2(path, manifest)
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise ArtifactError(f"{path}: manifest is incomplete or inconsistent ({exc!r})") from exc
-        return cls(constitution, model, thresholds, normalizer=normalizer, manifest=manifest,
-                   constitution_text=constitution_text)
+        return cls(constitution, model, thresholds, stage2=stage2, cascade=cascade, normalizer=normalizer,
+                   manifest=manifest, constitution_text=constitution_text)
 
     def save(self, directory: Path, extra: dict[str, Any] | None = None) -> None:
         """Write this guard as an artifact directory (atomically)."""
@@ -104,9 +113,14 @@ class Guard:
             "target_fpr": self.constitution.operating_point.target_fpr,
             **(extra or {}),
         }
+        copies: dict[str, Path] = {}
+        if self.stage2 is not None and self.cascade is not None:
+            manifest["stages"].append(self.stage2.manifest_entry())
+            manifest["cascade"] = self.cascade.model_dump()
+            copies = {MODEL_FILE: self.stage2.model_path, TOKENIZER_FILE: self.stage2.tokenizer_path}
         text = self.constitution_text or _yaml_of(self.constitution)
         arrays = {STAGE1_FILE: {"coef": self.stage1.coef_.astype(np.float16), "intercept": self.stage1.intercept_}}
-        save_artifact(directory, manifest, arrays, {CONSTITUTION_FILE: text})
+        save_artifact(directory, manifest, arrays, {CONSTITUTION_FILE: text}, copies)
 
     # -- scoring -----------------------------------------------------------------------
 
@@ -116,26 +130,42 @@ class Guard:
 
         return [self.normalizer(render(e, kind)) for e in examples]
 
-    def scores(self, examples: Sequence[Example], kind: Kind = "input") -> np.ndarray:
-        """Calibrated per-head scores, shaped (n, n_heads); 0.5 is each head's threshold."""
+    def scores(self, examples: Sequence[Example], kind: Kind = "input") -> tuple[np.ndarray, list[str]]:
+        """Calibrated per-head scores, shaped (n, n_heads), and the stage that decided each row.
+
+        0.5 is every head's threshold. Rows in the cascade's uncertain band are rescored with
+        the combined logits of both stages; the rest keep stage 1's verdict.
+        """
         if not examples:
-            return np.zeros((0, len(self.stage1.heads)), dtype=np.float32)
-        scores = calibrated_scores(self.stage1.decision_function(self.texts(examples, kind)), self.thresholds)
+            return np.zeros((0, len(self.stage1.heads)), dtype=np.float32), []
+        texts = self.texts(examples, kind)
+        stage1 = self.stage1.decision_function(texts)
+        scores = calibrated_scores(stage1, self.thresholds)
+        stages = ["stage1"] * len(texts)
+        if self.stage2 is not None and self.cascade is not None:
+            escalated = np.flatnonzero(self.cascade.escalate(stage1[:, 0]))
+            if len(escalated):
+                stage2 = self.stage2.decision_function([texts[i] for i in escalated])
+                combined = self.cascade.combine(stage1[escalated], stage2)
+                scores[escalated] = calibrated_scores(combined, self.cascade_thresholds)
+                for i in escalated:
+                    stages[i] = "stage2"
         if kind != "input":
             scores[:, ~self._output_heads] = 0.0
-        return scores
+        return scores, stages
 
     def score_examples(self, examples: Sequence[Example], kind: Kind = "input") -> list[Verdict]:
         """One Verdict per example, scored as a batch."""
-        return [self._verdict(row) for row in self.scores(examples, kind)]
+        scores, stages = self.scores(examples, kind)
+        return [self._verdict(row, stage) for row, stage in zip(scores, stages, strict=True)]
 
-    def _verdict(self, row: np.ndarray) -> Verdict:
+    def _verdict(self, row: np.ndarray, stage: str) -> Verdict:
         heads = self.stage1.heads
         categories = {h: round(float(s), 6) for h, s in zip(heads, row, strict=True) if h != ANY}
         top = max(categories, key=categories.__getitem__) if categories else None
         score = float(row[self._deciding].max())
         return Verdict(score=round(score, 6), flagged=score >= 0.5, category=top,
-                       categories=categories, stage="stage1")
+                       categories=categories, stage=stage)
 
     def check(self, messages: MessagesLike, response: str | None = None) -> Verdict:
         """Verdict on a prompt or conversation; with `response`, on the exchange."""
@@ -150,7 +180,20 @@ class Guard:
         return self.constitution.refusal_message
 
     def __repr__(self) -> str:
-        return f"Guard(constitution={self.constitution.name!r}, heads={len(self.stage1.heads)}, stage1={self.stage1!r})"
+        return (f"Guard(constitution={self.constitution.name!r}, heads={len(self.stage1.heads)}, "
+                f"stage1={self.stage1!r}, stage2={self.stage2!r})")
+
+
+def _load_stage2(path: Path, manifest: dict[str, Any]) -> tuple[EncoderStage | None, CascadeParams | None]:
+    """The optional stage-2 model and cascade parameters of an artifact."""
+    entries = [s for s in manifest["stages"] if s.get("name") == "stage2"]
+    if not entries:
+        return None, None
+    entry = entries[0]
+    stage2 = EncoderStage(entry["heads"], verified_path(path, manifest, entry["model"]),
+                          verified_path(path, manifest, entry["tokenizer"]),
+                          max_tokens=int(entry["max_tokens"]), head_tokens=int(entry["head_tokens"]))
+    return stage2, CascadeParams.model_validate(manifest["cascade"])
 
 
 def _yaml_of(constitution: Constitution) -> str:

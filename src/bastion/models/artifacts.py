@@ -33,8 +33,9 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_artifact(directory: Path, manifest: dict[str, Any], arrays: dict[str, dict[str, np.ndarray]], texts: dict[str, str]) -> None:
-    """Write `arrays` (file name -> arrays) and `texts` (file name -> text) plus the manifest."""
+def save_artifact(directory: Path, manifest: dict[str, Any], arrays: dict[str, dict[str, np.ndarray]], texts: dict[str, str],
+                  copies: dict[str, Path] | None = None) -> None:
+    """Write `arrays` (name -> arrays), `texts` (name -> text) and `copies` (name -> file) plus the manifest."""
     directory = directory.resolve()
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
@@ -43,6 +44,8 @@ def save_artifact(directory: Path, manifest: dict[str, Any], arrays: dict[str, d
             np.savez_compressed(staging / name, **content)
         for name, text in texts.items():
             (staging / name).write_text(text, encoding="utf-8")
+        for name, source in (copies or {}).items():
+            shutil.copyfile(source, staging / name)
         staging.chmod(0o755)  # mkdtemp makes it private; an artifact is meant to be shared
         files = {p.name: sha256_file(p) for p in sorted(staging.iterdir())}
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest, "files": files}

@@ -1,0 +1,66 @@
+"""Run an exported text model on CPU: onnxruntime + tokenizers, no torch.
+
+Inputs longer than the model's window keep their head and their tail (the start says what
+the conversation is about; the end holds the latest request), which covers long prompts
+and whole conversations in one window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from bastion.errors import ArtifactError
+
+
+class OnnxTextModel:
+    """Texts -> the graph's single output (embeddings or logits). Thread-safe like ORT."""
+
+    def __init__(self, model_path: Path, tokenizer_path: Path, *, max_tokens: int = 256, head_tokens: int = 64,
+                 threads: int | None = None, batch_size: int = 32) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.max_tokens, self.head_tokens, self.batch_size = max_tokens, head_tokens, batch_size
+        try:
+            self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
+            options = ort.SessionOptions()
+            if threads:
+                options.intra_op_num_threads = threads
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime and tokenizers raise their own types
+            raise ArtifactError(f"cannot load {model_path.name}: {exc}") from exc
+        self.tokenizer.no_truncation()
+        self.tokenizer.no_padding()
+        self.cls_id = self.tokenizer.token_to_id("[CLS]")
+        self.sep_id = self.tokenizer.token_to_id("[SEP]")
+        self.width = self.session.get_outputs()[0].shape[-1]
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        room = self.max_tokens - 2
+        out = []
+        for encoding in self.tokenizer.encode_batch(list(texts), add_special_tokens=False):
+            tokens = encoding.ids
+            if len(tokens) > room:
+                tokens = tokens[: self.head_tokens] + tokens[len(tokens) - (room - self.head_tokens):]
+            out.append([self.cls_id, *tokens, self.sep_id])
+        return out
+
+    def run(self, texts: Sequence[str]) -> np.ndarray:
+        """Outputs shaped (len(texts), width); batches group similar lengths."""
+        ids = self.token_ids(texts)
+        out = np.zeros((len(ids), self.width), dtype=np.float32)
+        order = np.argsort([len(x) for x in ids], kind="stable")
+        for start in range(0, len(ids), self.batch_size):
+            chunk = order[start:start + self.batch_size]
+            width = max(len(ids[i]) for i in chunk)
+            input_ids = np.zeros((len(chunk), width), dtype=np.int64)
+            mask = np.zeros((len(chunk), width), dtype=np.int64)
+            for row, i in enumerate(chunk):
+                input_ids[row, : len(ids[i])] = ids[i]
+                mask[row, : len(ids[i])] = 1
+            out[chunk] = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
+        return out
