@@ -29,15 +29,16 @@ from bastion.data.seeds import load_seeds
 from bastion.data.sources import SOURCES, load_source
 from bastion.data.splits import Split, SplitManifest, assign_groups, assign_splits, check_trainable, load_manifest
 from bastion.data.transforms import TRANSFORMS
-from bastion.errors import ConfigError, DataUnavailableError
+from bastion.errors import ArtifactError, ConfigError, DataUnavailableError
 from bastion.guard.guard import Guard
 from bastion.models.calibration import head_thresholds
 from bastion.models.cascade import fit_cascade
-from bastion.models.encoder_stage import MODEL_FILE, TOKENIZER_FILE, EncoderStage
+from bastion.models.encoder_stage import ENCODER_FILE, MODEL_FILE, TOKENIZER_FILE, EncoderStage
 from bastion.models.features import NgramHasher
-from bastion.models.linear import ANY, MISSING, NgramLinearClassifier
+from bastion.models.linear import ANY, MISSING, NgramLinearClassifier, fit_heads
 
 Progress = Callable[[str], None]
+EMBED_MAX_TOKENS, EMBED_HEAD_TOKENS = 256, 64
 
 
 class TrainConfig(BaseModel):
@@ -52,8 +53,11 @@ class TrainConfig(BaseModel):
     C: float = Field(default=16.0, gt=0)
     n_features: int = Field(default=2**18, ge=2**10)
     positive_weight: float = Field(default=1.0, gt=0)
-    stage2: Literal["none", "finetune", "reuse"] = Field(
-        default="none", description="none; finetune the encoder (needs bastion[train]); or reuse `stage2_from`'s model.")
+    stage2: Literal["none", "embed", "finetune", "reuse"] = Field(
+        default="none",
+        description="none; embed: linear heads on the frozen encoder; finetune the encoder (needs bastion[train]); "
+                    "reuse `stage2_from`'s model.")
+    stage2_C: float = Field(default=4.0, gt=0, description="Regularisation of the embed heads.")
     stage2_from: str | None = Field(default=None, description="Guard artifact whose stage-2 model `reuse` takes.")
     stage2_epochs: float = Field(default=1.0, gt=0)
     escalation_rate: float = Field(default=0.2, gt=0, lt=1, description="Share of benign traffic the cascade escalates.")
@@ -167,6 +171,8 @@ def train_guard(constitution: Constitution, corpus: Corpus, config: TrainConfig,
         raise ValueError("training stage 2 needs a workdir for its model files")
     if config.stage2 == "reuse":
         stage2 = reused_stage2(config.stage2_from, heads)
+    elif config.stage2 == "embed":
+        stage2 = embed_stage2(heads, train_texts, targets_for(train, heads), config, workdir, progress)
     else:
         stage2 = train_stage2(heads, train_texts, targets_for(train, heads), config, workdir, progress)
     progress("choosing the cascade's band, weight and thresholds on calibration data")
@@ -183,6 +189,39 @@ def reused_stage2(source: str | None, heads: Sequence[str]) -> EncoderStage:
     if stage2 is None or stage2.heads != list(heads):
         raise ConfigError(f"{source} has no stage-2 model for heads {list(heads)}")
     return stage2
+
+
+def base_encoder(workdir: Path, progress: Progress) -> tuple[Path, Path]:
+    """The int8 base encoder and tokenizer: from the bundled guard, else exported with torch."""
+    from bastion.guard.guard import bundled_path
+    from bastion.models.artifacts import read_manifest, verified_path
+
+    bundled = bundled_path("default")
+    try:
+        manifest = read_manifest(bundled)
+        return verified_path(bundled, manifest, ENCODER_FILE), verified_path(bundled, manifest, TOKENIZER_FILE)
+    except ArtifactError:
+        from bastion.encoder.export import export
+
+        progress("exporting the base encoder to ONNX (needs bastion[train])")
+        files = export(workdir)
+        return files[ENCODER_FILE], files[TOKENIZER_FILE]
+
+
+def embed_stage2(heads: Sequence[str], texts: Sequence[str], targets: np.ndarray, config: TrainConfig, workdir: Path,
+                 progress: Progress) -> EncoderStage:
+    """Linear heads over frozen sentence embeddings: stage 2 without torch, in minutes."""
+    from bastion.encoder.runtime import OnnxTextModel
+
+    encoder, tokenizer = base_encoder(workdir, progress)
+    model = OnnxTextModel(encoder, tokenizer, max_tokens=EMBED_MAX_TOKENS, head_tokens=EMBED_HEAD_TOKENS)
+    chunks = []
+    for start in range(0, len(texts), 2048):
+        progress(f"embedding records {start:,}-{min(start + 2048, len(texts)):,} of {len(texts):,}")
+        chunks.append(model.run(texts[start:start + 2048]))
+    coef, intercept = fit_heads(np.concatenate(chunks), targets, heads, C=config.stage2_C, seed=config.seed)
+    return EncoderStage(heads, encoder, tokenizer, max_tokens=EMBED_MAX_TOKENS, head_tokens=EMBED_HEAD_TOKENS,
+                        head=(coef, intercept))
 
 
 def train_stage2(heads: Sequence[str], texts: Sequence[str], targets: np.ndarray, config: TrainConfig, workdir: Path,

@@ -25,7 +25,7 @@ from bastion.guard.verdict import Verdict
 from bastion.models.artifacts import load_arrays, read_manifest, save_artifact, verified_path
 from bastion.models.calibration import calibrated_scores, logit
 from bastion.models.cascade import CascadeParams
-from bastion.models.encoder_stage import MODEL_FILE, TOKENIZER_FILE, EncoderStage
+from bastion.models.encoder_stage import HEAD_FILE, EncoderStage
 from bastion.models.features import NgramHasher
 from bastion.models.linear import ANY, NgramLinearClassifier
 
@@ -114,12 +114,14 @@ class Guard:
             **(extra or {}),
         }
         copies: dict[str, Path] = {}
+        arrays = {STAGE1_FILE: {"coef": self.stage1.coef_.astype(np.float16), "intercept": self.stage1.intercept_}}
         if self.stage2 is not None and self.cascade is not None:
             manifest["stages"].append(self.stage2.manifest_entry())
             manifest["cascade"] = self.cascade.model_dump()
-            copies = {MODEL_FILE: self.stage2.model_path, TOKENIZER_FILE: self.stage2.tokenizer_path}
+            copies = self.stage2.files()
+            if self.stage2.head is not None:
+                arrays[HEAD_FILE] = {"coef": self.stage2.head[0], "intercept": self.stage2.head[1]}
         text = self.constitution_text or _yaml_of(self.constitution)
-        arrays = {STAGE1_FILE: {"coef": self.stage1.coef_.astype(np.float16), "intercept": self.stage1.intercept_}}
         save_artifact(directory, manifest, arrays, {CONSTITUTION_FILE: text}, copies)
 
     # -- scoring -----------------------------------------------------------------------
@@ -190,9 +192,13 @@ def _load_stage2(path: Path, manifest: dict[str, Any]) -> tuple[EncoderStage | N
     if not entries:
         return None, None
     entry = entries[0]
+    head = None
+    if "head" in entry:
+        weights = load_arrays(path, manifest, entry["head"])
+        head = (weights["coef"].astype(np.float32), weights["intercept"].astype(np.float32))
     stage2 = EncoderStage(entry["heads"], verified_path(path, manifest, entry["model"]),
                           verified_path(path, manifest, entry["tokenizer"]),
-                          max_tokens=int(entry["max_tokens"]), head_tokens=int(entry["head_tokens"]))
+                          max_tokens=int(entry["max_tokens"]), head_tokens=int(entry["head_tokens"]), head=head)
     return stage2, CascadeParams.model_validate(manifest["cascade"])
 
 

@@ -1,4 +1,9 @@
-"""Stage 2: the fine-tuned encoder classifier, served from ONNX (ids -> one logit per head)."""
+"""Stage 2: the encoder classifier, served from ONNX on CPU.
+
+Two forms share one interface. `embed`: the pretrained encoder stays frozen and linear
+heads over its sentence embedding are trained (minutes on a CPU, no torch). `finetune`:
+encoder and head are fine-tuned together and exported as one graph that outputs logits.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ import numpy as np
 from bastion.encoder.runtime import OnnxTextModel
 
 MODEL_FILE = "stage2.onnx"
+ENCODER_FILE = "encoder.onnx"
+HEAD_FILE = "stage2.npz"
 TOKENIZER_FILE = "tokenizer.json"
 
 
@@ -18,23 +25,43 @@ class EncoderStage:
     """A loaded stage-2 model; `decision_function` mirrors the stage-1 classifier's."""
 
     def __init__(self, heads: Sequence[str], model_path: Path, tokenizer_path: Path, *, max_tokens: int = 128,
-                 head_tokens: int = 32, threads: int | None = None) -> None:
+                 head_tokens: int = 32, head: tuple[np.ndarray, np.ndarray] | None = None, threads: int | None = None) -> None:
         self.heads = list(heads)
         self.model_path, self.tokenizer_path = model_path, tokenizer_path
         self.max_tokens, self.head_tokens = max_tokens, head_tokens
+        self.head = head
         self.model = OnnxTextModel(model_path, tokenizer_path, max_tokens=max_tokens, head_tokens=head_tokens, threads=threads)
-        if self.model.width != len(self.heads):
-            raise ValueError(f"{model_path.name} has {self.model.width} outputs but the manifest names {len(self.heads)} heads")
+        width = head[0].shape[0] if head is not None else self.model.width
+        if width != len(self.heads) or (head is not None and head[0].shape[1] != self.model.width):
+            raise ValueError(f"{model_path.name} and its head do not produce the manifest's {len(self.heads)} heads")
 
     def decision_function(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, len(self.heads)), dtype=np.float32)
-        return self.model.run(texts)
+        outputs = self.model.run(texts)
+        if self.head is None:
+            return outputs
+        coef, intercept = self.head
+        return outputs @ coef.T + intercept
+
+    @property
+    def kind(self) -> str:
+        return "finetune" if self.head is None else "embed"
+
+    def files(self) -> dict[str, Path]:
+        """Artifact file name -> current location, for saving."""
+        name = MODEL_FILE if self.head is None else ENCODER_FILE
+        return {name: self.model_path, TOKENIZER_FILE: self.tokenizer_path}
 
     def manifest_entry(self) -> dict[str, Any]:
-        return {"name": "stage2", "type": "onnx_encoder", "heads": self.heads, "model": MODEL_FILE,
-                "tokenizer": TOKENIZER_FILE, "max_tokens": self.max_tokens, "head_tokens": self.head_tokens,
-                "base_model": "sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0), int8 per-channel"}
+        entry: dict[str, Any] = {
+            "name": "stage2", "type": f"onnx_{self.kind}", "heads": self.heads,
+            "model": MODEL_FILE if self.head is None else ENCODER_FILE, "tokenizer": TOKENIZER_FILE,
+            "max_tokens": self.max_tokens, "head_tokens": self.head_tokens,
+            "base_model": "sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0), int8 per-channel"}
+        if self.head is not None:
+            entry["head"] = HEAD_FILE
+        return entry
 
     def __repr__(self) -> str:
         return f"EncoderStage(heads={len(self.heads)}, max_tokens={self.max_tokens})"

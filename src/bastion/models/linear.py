@@ -48,21 +48,9 @@ class NgramLinearClassifier:
         targets = np.asarray(targets)
         if targets.shape != (len(texts), len(self.heads)):
             raise ValueError(f"targets must be shaped ({len(texts)}, {len(self.heads)}), got {targets.shape}")
-        weights = np.ones(len(texts)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
-        features = self.features(texts)
-        coef = np.zeros((len(self.heads), self.hasher.n_features), dtype=np.float32)
-        intercept = np.zeros(len(self.heads), dtype=np.float32)
-        for k, head in enumerate(self.heads):
-            known = targets[:, k] != MISSING
-            y = targets[known, k]
-            if len(set(y.tolist())) < 2:
-                raise ValueError(f"head {head!r} needs positive and negative examples; got only {set(y.tolist())}")
-            w = weights[known] * np.where(y == 1, self.positive_weight, 1.0)
-            model = LogisticRegression(C=self.C, solver="liblinear", max_iter=200, random_state=self.seed)
-            model.fit(features[known], y, sample_weight=w)
-            coef[k] = model.coef_[0]
-            intercept[k] = model.intercept_[0]
-        self.coef_, self.intercept_ = coef, intercept
+        self.coef_, self.intercept_ = fit_heads(self.features(texts), targets, self.heads, C=self.C,
+                                                positive_weight=self.positive_weight, seed=self.seed,
+                                                sample_weight=sample_weight)
         return self
 
     def set_weights(self, coef: np.ndarray, intercept: np.ndarray) -> NgramLinearClassifier:
@@ -78,3 +66,21 @@ class NgramLinearClassifier:
             raise NotFittedError("this NgramLinearClassifier is not fitted yet; call fit() first")
         features = self.features(texts)
         return np.asarray(features @ self.coef_.T) + self.intercept_
+
+
+def fit_heads(features: sp.spmatrix | np.ndarray, targets: np.ndarray, heads: Sequence[str], *, C: float,
+              positive_weight: float = 1.0, seed: int = 0, sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One logistic regression per head on shared features; MISSING targets sit that head out."""
+    weights = np.ones(features.shape[0]) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    coef = np.zeros((len(heads), features.shape[1]), dtype=np.float32)
+    intercept = np.zeros(len(heads), dtype=np.float32)
+    for k, head in enumerate(heads):
+        known = targets[:, k] != MISSING
+        y = targets[known, k]
+        if len(set(y.tolist())) < 2:
+            raise ValueError(f"head {head!r} needs positive and negative examples; got only {set(y.tolist())}")
+        w = weights[known] * np.where(y == 1, positive_weight, 1.0)
+        model = LogisticRegression(C=C, solver="liblinear", max_iter=500, random_state=seed)
+        model.fit(features[known], y, sample_weight=w)
+        coef[k], intercept[k] = model.coef_[0], model.intercept_[0]
+    return coef, intercept
