@@ -20,6 +20,19 @@ from bastion.evaluation.metrics import detection_report, wilson
 from bastion.guard import Guard
 from bastion.training import build_corpus
 
+# Sets that are not requests under the constitution's definitions, reported separately:
+# CoNa and PhysicalSafetyUnsafe are statements, not requests; Do-Not-Answer mixes severities
+# (private questions about the bot itself); deepset's injections are task hijacks, often
+# harmless in content.
+NOT_REQUESTS = {"stl_cona", "stl_physicalsafetyunsafe", "stl_physicalsafetysafe", "do_not_answer", "deepset"}
+
+
+def summary(title: str, labels: np.ndarray, scores: np.ndarray) -> None:
+    report = detection_report(labels, scores)
+    print(f"{title}: {report.n} records ({report.positives} restricted, {report.negatives} benign)")
+    for name in ("auroc", "auprc", "f1", "precision", "recall", "fpr", "tpr_at_1pct_fpr"):
+        print(f"  {name:16s} {getattr(report, name)}")
+
 
 def main(guard_path: str = "default") -> None:
     settings = Settings()
@@ -30,10 +43,11 @@ def main(guard_path: str = "default") -> None:
     test = [e for e in corpus.splits["test"] if e.label is not None]
     scores = np.array([v.score for v in guard.score_examples(test)])
     labels = np.array([e.label for e in test])
-    report = detection_report(labels, scores)
-    print(f"test split: {report.n} records ({report.positives} restricted, {report.negatives} benign)")
-    for name in ("auroc", "auprc", "f1", "precision", "recall", "fpr", "tpr_at_1pct_fpr"):
-        print(f"  {name:16s} {getattr(report, name)}")
+    summary("test split, all sources", labels, scores)
+    requests = np.array([e.source not in NOT_REQUESTS for e in test])
+    summary("test split, request sets only (without " + ", ".join(sorted(NOT_REQUESTS)) + ")", labels[requests], scores[requests])
+    stages = guard.score_examples(test)
+    print(f"escalated to stage 2: {np.mean([v.stage == 'stage2' for v in stages]):.1%}")
     by_source: dict[str, list[bool]] = defaultdict(list)
     for example, score in zip(test, scores, strict=True):
         by_source[example.source].append(bool(score >= 0.5))

@@ -134,7 +134,7 @@ def train(
     stage2: Annotated[str, typer.Option(help="none: stage 1 only; embed: add stage 2 (linear heads on the frozen encoder, minutes) and fit the cascade; finetune: fine-tune the encoder instead (needs bastion[train], ~30 min on 2 cores); reuse: take the stage-2 model of --stage2-from.")] = "none",
     stage2_from: Annotated[str | None, typer.Option(help="Guard artifact (or 'default') whose stage-2 model --stage2 reuse takes.")] = None,
     epochs: Annotated[float, typer.Option(help="Fine-tuning epochs for --stage2 finetune.")] = 1.0,
-    escalation_rate: Annotated[float, typer.Option(help="Share of benign calibration traffic the cascade sends to stage 2.")] = 0.2,
+    escalation_rate: Annotated[float, typer.Option(help="Share of benign calibration traffic the cascade sends to stage 2.")] = 0.08,
 ) -> None:
     """Train a guard from a constitution's seed corpus (plus the development pool) and calibrate it."""
     import shutil
@@ -148,10 +148,6 @@ def train(
     text = resolve(constitution).read_text(encoding="utf-8")
     if stage2 not in ("none", "embed", "finetune", "reuse"):
         raise BastionError(f"--stage2 must be none, embed, finetune or reuse, not {stage2!r}")
-    if stage2_from in ("default",):
-        from bastion.guard.guard import bundled_path
-
-        stage2_from = str(bundled_path(stage2_from))
     config = TrainConfig(seed=seed, use_dev_pool=dev_pool, stage2=stage2, stage2_from=stage2_from, stage2_epochs=epochs,
                          escalation_rate=escalation_rate)  # type: ignore[arg-type]
     workdir = output.resolve().parent / f".{output.name}.stage2-work"

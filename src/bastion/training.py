@@ -60,7 +60,7 @@ class TrainConfig(BaseModel):
     stage2_C: float = Field(default=4.0, gt=0, description="Regularisation of the embed heads.")
     stage2_from: str | None = Field(default=None, description="Guard artifact whose stage-2 model `reuse` takes.")
     stage2_epochs: float = Field(default=1.0, gt=0)
-    escalation_rate: float = Field(default=0.2, gt=0, lt=1, description="Share of benign traffic the cascade escalates.")
+    escalation_rate: float = Field(default=0.08, gt=0, lt=1, description="Share of benign traffic the cascade escalates.")
 
 
 @dataclass

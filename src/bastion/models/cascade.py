@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
-from sklearn.metrics import roc_auc_score
 
 from bastion.models.calibration import head_thresholds
 
@@ -40,6 +39,8 @@ class CascadeParams(BaseModel):
 def fit_cascade(stage1: np.ndarray, stage2: np.ndarray, labels: np.ndarray, stage1_thresholds: np.ndarray,
                 target_fpr: float, escalation_rate: float = 0.2) -> CascadeParams:
     """Choose band, weight and thresholds on calibration logits (column 0 is `any`)."""
+    from sklearn.metrics import roc_auc_score  # training-time only: keeps Guard.load light
+
     benign = labels == 0
     threshold = float(stage1_thresholds[0])
     low = min(float(np.quantile(stage1[benign, 0], 1.0 - escalation_rate)), threshold)

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.linear_model import LogisticRegression
 
 from bastion.errors import NotFittedError
 from bastion.models.features import NgramHasher
@@ -71,6 +70,8 @@ class NgramLinearClassifier:
 def fit_heads(features: sp.spmatrix | np.ndarray, targets: np.ndarray, heads: Sequence[str], *, C: float,
               positive_weight: float = 1.0, seed: int = 0, sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One logistic regression per head on shared features; MISSING targets sit that head out."""
+    from sklearn.linear_model import LogisticRegression  # training-time only: keeps Guard.load light
+
     weights = np.ones(features.shape[0]) if sample_weight is None else np.asarray(sample_weight, dtype=float)
     coef = np.zeros((len(heads), features.shape[1]), dtype=np.float32)
     intercept = np.zeros(len(heads), dtype=np.float32)
