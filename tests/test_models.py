@@ -55,7 +55,7 @@ def test_artifact_round_trip_gives_identical_scores(small_guard, small_guard_dir
     sample = seed_corpus.splits["test"][:50]
     assert np.allclose(loaded.scores(sample)[0], small_guard.scores(sample)[0], atol=1e-3)  # float16 weights
     manifest = json.loads((small_guard_dir / "manifest.json").read_text())
-    assert set(manifest["files"]) == {"stage1.npz", "constitution.yaml"}
+    assert set(manifest["files"]) == {"stage1.npz", "output.npz", "constitution.yaml"}
     assert manifest["constitution"]["hash"] == small_guard.constitution.content_hash()
 
 

@@ -10,12 +10,12 @@ from bastion.data.splits import load_manifest
 from bastion.data.transforms import TRANSFORMS, combine, families
 
 normalize = Normalizer()
-# Realistic prompts: 3+ words, a third of them common English words (rot13 is only undone
+# Realistic prompts: 4+ words, a third of them common English words (rot13 is only undone
 # when the result reads as English, so random letters are out of scope).
 # Words whose rot13 is also a common word ("be" <-> "or") are ambiguous by nature.
 UNAMBIGUOUS = sorted(w for w in COMMON_WORDS if len(w) > 1 and codecs.encode(w, "rot13") not in COMMON_WORDS)
 WORD = st.one_of(st.sampled_from(UNAMBIGUOUS), st.text(alphabet=string.ascii_letters, min_size=2, max_size=10))
-SENTENCE = st.lists(WORD, min_size=3, max_size=12).filter(
+SENTENCE = st.lists(WORD, min_size=4, max_size=12).filter(
     lambda ws: sum(w in COMMON_WORDS for w in ws) * 2 >= len(ws)
 ).map(" ".join)
 

@@ -161,7 +161,8 @@ def train(
             err.print("[yellow]no development pool found (set BASTION_DATA_DIR); training on the seed corpus only[/]")
         corpus = build_corpus(c, settings.data_dir, use_dev_pool=dev_pool, extra=data, exclude=exclude, progress=progress)
         try:
-            guard = train_guard(c, corpus, config, constitution_text=text, workdir=workdir, progress=progress)
+            guard = train_guard(c, corpus, config, constitution_text=text, workdir=workdir, data_dir=settings.data_dir,
+                                progress=progress)
             extra = {"training": training_record(corpus, config) | {"seconds": round(time.perf_counter() - started, 1)}}
             guard.save(output, extra)
         finally:

@@ -60,6 +60,8 @@ class TrainConfig(BaseModel):
     stage2_C: float = Field(default=4.0, gt=0, description="Regularisation of the embed heads.")
     stage2_from: str | None = Field(default=None, description="Guard artifact whose stage-2 model `reuse` takes.")
     stage2_epochs: float = Field(default=1.0, gt=0)
+    output_classifier: bool = Field(default=True, description="Also train the exchange (output) classifier.")
+    seed_response_weight: float = Field(default=5.0, gt=0, description="Weight of our response seeds beside GPTFuzz's.")
     escalation_rate: float = Field(default=0.08, gt=0, lt=1, description="Share of benign traffic the cascade escalates.")
 
 
@@ -144,7 +146,7 @@ def targets_for(examples: Sequence[Example], heads: Sequence[str]) -> np.ndarray
 
 
 def train_guard(constitution: Constitution, corpus: Corpus, config: TrainConfig, *, constitution_text: str | None = None,
-                manifest: SplitManifest | None = None, workdir: Path | None = None,
+                manifest: SplitManifest | None = None, workdir: Path | None = None, data_dir: Path | None = None,
                 progress: Progress = lambda _: None) -> Guard:
     """Fit stage 1 (and stage 2 when configured) on the train split; calibrate on the calibration split."""
     manifest = manifest or load_manifest()
@@ -165,8 +167,15 @@ def train_guard(constitution: Constitution, corpus: Corpus, config: TrainConfig,
     stage1_logits = model.decision_function(calibration_texts)
     target = constitution.operating_point.target_fpr
     thresholds = head_thresholds(stage1_logits[labels == 0], target)
+    output_stage, output_thresholds = (None, None)
+    if config.output_classifier:
+        try:
+            output_stage, output_thresholds, _ = train_output_stage(constitution, data_dir, config, manifest, progress)
+        except DataUnavailableError as exc:
+            progress(f"no output classifier: {exc}")
+    outputs = {"output_stage": output_stage, "output_thresholds": output_thresholds}
     if config.stage2 == "none":
-        return Guard(constitution, model, thresholds, constitution_text=constitution_text)
+        return Guard(constitution, model, thresholds, constitution_text=constitution_text, **outputs)
     if workdir is None:
         raise ValueError("training stage 2 needs a workdir for its model files")
     if config.stage2 == "reuse":
@@ -178,7 +187,7 @@ def train_guard(constitution: Constitution, corpus: Corpus, config: TrainConfig,
     progress("choosing the cascade's band, weight and thresholds on calibration data")
     cascade = fit_cascade(stage1_logits, stage2.decision_function(calibration_texts), labels, thresholds,
                           target, config.escalation_rate)
-    return Guard(constitution, model, thresholds, stage2=stage2, cascade=cascade, constitution_text=constitution_text)
+    return Guard(constitution, model, thresholds, stage2=stage2, cascade=cascade, constitution_text=constitution_text, **outputs)
 
 
 def reused_stage2(source: str | None, heads: Sequence[str]) -> EncoderStage:
@@ -238,6 +247,50 @@ def train_stage2(heads: Sequence[str], texts: Sequence[str], targets: np.ndarray
     export_classifier(model, workdir / MODEL_FILE)
     shutil.copyfile(model_dir() / "tokenizer.json", workdir / TOKENIZER_FILE)
     return EncoderStage(heads, workdir / MODEL_FILE, workdir / TOKENIZER_FILE)
+
+
+def train_output_stage(constitution: Constitution, data_dir: Path | None, config: TrainConfig,
+                       manifest: SplitManifest | None = None, progress: Progress = lambda _: None
+                       ) -> tuple[NgramLinearClassifier, np.ndarray, dict[str, Any]]:
+    """The exchange (output) classifier: stage-1 features over prompt + response prefixes.
+
+    Thresholds are set so that at most the target share of benign *responses* is halted at
+    any of their prefixes, which is what a user of a streamed answer experiences.
+    """
+    from bastion.data.normalizer import Normalizer
+    from bastion.data.responses import load_gptfuzz_responses, load_response_seeds, prefixes
+
+    manifest = manifest or load_manifest()
+    records = list(load_response_seeds(constitution.name))
+    if config.use_dev_pool:
+        try:
+            records += list(load_gptfuzz_responses(data_dir))
+        except DataUnavailableError as exc:
+            progress(f"output classifier without GPTFuzz responses: {exc}")
+    if not records:
+        raise DataUnavailableError(f"no response records for constitution {constitution.name!r}")
+    splits = assign_splits(assign_groups(records), manifest)
+    train = prefixes(splits["train"])
+    # Categories without harmful responses in the data (child_exploitation, by our content
+    # rules) get no output head; the `any` head still covers them.
+    present = {c for e in train if e.label == 1 for c in e.categories}
+    heads = [ANY, *(c.id for c in constitution.restricted if not c.input_only and c.id in present)]
+    normalizer = Normalizer()
+    progress(f"training the output classifier on {len(train)} response prefixes")
+    model = NgramLinearClassifier(heads, hasher=NgramHasher(n_features=config.n_features), C=config.C, seed=config.seed)
+    # Our seeds are few beside GPTFuzz's thousands of replies to 100 questions; weighting them
+    # up keeps the classifier about harm in general rather than about those questions.
+    weights = np.array([config.seed_response_weight if e.source.startswith("seed_") else 1.0 for e in train])
+    model.fit([normalizer(render(e, "exchange")) for e in train], targets_for(train, heads), sample_weight=weights)
+    benign = [e for e in splits["calibration"] if e.label == 0]
+    benign_prefixes = prefixes(benign)
+    logits = model.decision_function([normalizer(render(e, "exchange")) for e in benign_prefixes])
+    owner = np.array([e.id.rsplit("@", 1)[0] for e in benign_prefixes])
+    per_response = np.stack([logits[owner == key].max(axis=0) for key in dict.fromkeys(owner)])
+    thresholds = head_thresholds(per_response, constitution.operating_point.target_fpr)
+    record = {"records": len(records), "sources": dict(Counter(e.source for e in records)),
+              "splits": {s: len(rows) for s, rows in splits.items()}}
+    return model, thresholds, record
 
 
 def training_record(corpus: Corpus, config: TrainConfig) -> dict[str, Any]:

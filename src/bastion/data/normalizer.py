@@ -42,7 +42,8 @@ COMMON_WORDS = frozenset(
 )
 
 _ZERO_WIDTH = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
-_BASE64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{10,}={0,2}(?![A-Za-z0-9+/=])")
+# 16+ characters, or 10+ with padding: shorter runs are ordinary words as often as base64.
+_BASE64 = re.compile(r"(?<![A-Za-z0-9+/=])(?:[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9+/]{10,}={1,2})(?![A-Za-z0-9+/=])")
 _HEX = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[ :]?){8,}(?![0-9A-Fa-f])")
 _URL = re.compile(r"(?:%[0-9A-Fa-f]{2}){3,}")
 _MORSE_TEXT = re.compile(r"^[.\-/ ]+$")

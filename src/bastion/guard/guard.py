@@ -21,6 +21,7 @@ from bastion.constitution import Constitution, parse
 from bastion.data.normalizer import Normalizer
 from bastion.data.records import Example, Kind, Message
 from bastion.errors import ArtifactError
+from bastion.guard.stream import StreamMonitor
 from bastion.guard.verdict import Verdict
 from bastion.models.artifacts import load_arrays, read_manifest, save_artifact, verified_path
 from bastion.models.calibration import calibrated_scores, logit
@@ -31,6 +32,7 @@ from bastion.models.linear import ANY, NgramLinearClassifier
 
 CONSTITUTION_FILE = "constitution.yaml"
 STAGE1_FILE = "stage1.npz"
+OUTPUT_FILE = "output.npz"
 BUNDLED = {"default"}
 
 MessagesLike = str | Sequence[Message | dict[str, Any]]
@@ -51,6 +53,7 @@ class Guard:
 
     def __init__(self, constitution: Constitution, stage1: NgramLinearClassifier, thresholds: np.ndarray,
                  *, stage2: EncoderStage | None = None, cascade: CascadeParams | None = None,
+                 output_stage: NgramLinearClassifier | None = None, output_thresholds: np.ndarray | None = None,
                  normalizer: Normalizer | None = None, manifest: dict[str, Any] | None = None,
                  constitution_text: str | None = None) -> None:
         if (stage2 is None) != (cascade is None):
@@ -61,6 +64,10 @@ class Guard:
         self.cascade = cascade
         self.thresholds = np.asarray(thresholds, dtype=np.float32)
         self.cascade_thresholds = np.asarray(cascade.thresholds if cascade else thresholds, dtype=np.float32)
+        if (output_stage is None) != (output_thresholds is None):
+            raise ValueError("an output classifier and its thresholds come together")
+        self.output_stage = output_stage
+        self.output_thresholds = None if output_thresholds is None else np.asarray(output_thresholds, dtype=np.float32)
         self.normalizer = normalizer or Normalizer()
         self.manifest = manifest or {}
         self.constitution_text = constitution_text
@@ -92,10 +99,12 @@ class Guard:
             thresholds = np.array([manifest["thresholds"][h] for h in model.heads], dtype=np.float32)
             normalizer = Normalizer(**manifest.get("normalizer", {}))
             stage2, cascade = _load_stage2(path, manifest)
+            output_stage, output_thresholds = _load_output(path, manifest)
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise ArtifactError(f"{path}: manifest is incomplete or inconsistent ({exc!r})") from exc
-        return cls(constitution, model, thresholds, stage2=stage2, cascade=cascade, normalizer=normalizer,
-                   manifest=manifest, constitution_text=constitution_text)
+        return cls(constitution, model, thresholds, stage2=stage2, cascade=cascade, output_stage=output_stage,
+                   output_thresholds=output_thresholds, normalizer=normalizer, manifest=manifest,
+                   constitution_text=constitution_text)
 
     def save(self, directory: Path, extra: dict[str, Any] | None = None) -> None:
         """Write this guard as an artifact directory (atomically)."""
@@ -121,6 +130,12 @@ class Guard:
             copies = self.stage2.files()
             if self.stage2.head is not None:
                 arrays[HEAD_FILE] = {"coef": self.stage2.head[0], "intercept": self.stage2.head[1]}
+        if self.output_stage is not None and self.output_thresholds is not None:
+            manifest["stages"].append({"name": "output", "type": "ngram_linear", "heads": self.output_stage.heads,
+                                       "hasher": self.output_stage.hasher.to_dict(), "weights": OUTPUT_FILE,
+                                       "params": self.output_stage.get_params()})
+            manifest["output_thresholds"] = dict(zip(self.output_stage.heads, map(float, self.output_thresholds), strict=True))
+            arrays[OUTPUT_FILE] = {"coef": self.output_stage.coef_.astype(np.float16), "intercept": self.output_stage.intercept_}
         text = self.constitution_text or _yaml_of(self.constitution)
         save_artifact(directory, manifest, arrays, {CONSTITUTION_FILE: text}, copies)
 
@@ -140,6 +155,8 @@ class Guard:
         """
         if not examples:
             return np.zeros((0, len(self.stage1.heads)), dtype=np.float32), []
+        if kind != "input" and self.output_stage is not None and self.output_thresholds is not None:
+            return self._output_scores(examples, kind, self.output_stage, self.output_thresholds), ["output"] * len(examples)
         texts = self.texts(examples, kind)
         stage1 = self.stage1.decision_function(texts)
         scores = calibrated_scores(stage1, self.thresholds)
@@ -155,6 +172,15 @@ class Guard:
         if kind != "input":
             scores[:, ~self._output_heads] = 0.0
         return scores, stages
+
+    def _output_scores(self, examples: Sequence[Example], kind: Kind, stage: NgramLinearClassifier,
+                       thresholds: np.ndarray) -> np.ndarray:
+        """Exchange-classifier scores, laid out on the input heads (input-only heads at 0)."""
+        scores = calibrated_scores(stage.decision_function(self.texts(examples, kind)), thresholds)
+        out = np.zeros((len(examples), len(self.stage1.heads)), dtype=np.float32)
+        for k, head in enumerate(stage.heads):
+            out[:, self.stage1.heads.index(head)] = scores[:, k]
+        return out
 
     def score_examples(self, examples: Sequence[Example], kind: Kind = "input") -> list[Verdict]:
         """One Verdict per example, scored as a batch."""
@@ -176,6 +202,13 @@ class Guard:
 
     async def acheck(self, messages: MessagesLike, response: str | None = None) -> Verdict:
         return await asyncio.to_thread(self.check, messages, response)
+
+    def monitor(self, messages: MessagesLike, *, every_chars: int = 48, hold_back: int = 0,
+                window_chars: int = 1500, smoothing: float = 0.6) -> StreamMonitor:
+        """A monitor for the response to `messages`: `feed(delta) -> Verdict`, `released`, `close()`."""
+        conversation = _as_example(messages, None).conversation()
+        return StreamMonitor(self, conversation, every_chars=every_chars, hold_back=hold_back,
+                             window_chars=window_chars, smoothing=smoothing)
 
     @property
     def refusal_message(self) -> str:
@@ -200,6 +233,18 @@ def _load_stage2(path: Path, manifest: dict[str, Any]) -> tuple[EncoderStage | N
                           verified_path(path, manifest, entry["tokenizer"]),
                           max_tokens=int(entry["max_tokens"]), head_tokens=int(entry["head_tokens"]), head=head)
     return stage2, CascadeParams.model_validate(manifest["cascade"])
+
+
+def _load_output(path: Path, manifest: dict[str, Any]) -> tuple[NgramLinearClassifier | None, np.ndarray | None]:
+    """The optional exchange (output) classifier of an artifact."""
+    entries = [s for s in manifest["stages"] if s.get("name") == "output"]
+    if not entries:
+        return None, None
+    entry = entries[0]
+    model = NgramLinearClassifier(entry["heads"], hasher=NgramHasher.from_dict(entry["hasher"]))
+    weights = load_arrays(path, manifest, entry["weights"])
+    model.set_weights(weights["coef"].astype(np.float32), weights["intercept"])
+    return model, np.array([manifest["output_thresholds"][h] for h in model.heads], dtype=np.float32)
 
 
 def _yaml_of(constitution: Constitution) -> str:

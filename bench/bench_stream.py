@@ -1,0 +1,86 @@
+"""The exchange (output) classifier and the stream monitor.
+
+- AUROC and F1 on held-out labelled responses (the test split of our response seeds and of
+  GPTFuzz's human-labelled responses), scored as whole exchanges;
+- streamed through `Guard.monitor` in word-sized deltas: detection rate on harmful
+  responses, false-halt rate on benign ones, and how far into the response the halt comes;
+- monitoring throughput for a ~2,000-token response (stage 1 only, one thread), against
+  scoring the whole response once in the same run.
+
+Run: BASTION_DATA_DIR=../shared/datasets python bench/bench_stream.py
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from bastion.config import Settings
+from bastion.data.records import Example
+from bastion.data.responses import load_gptfuzz_responses, load_response_seeds
+from bastion.data.splits import assign_groups, assign_splits, load_manifest
+from bastion.errors import DataUnavailableError
+from bastion.evaluation.metrics import detection_report, wilson
+from bastion.guard import Guard
+
+
+def test_responses(guard: Guard) -> list[Example]:
+    records = list(load_response_seeds(guard.constitution.name))
+    try:
+        records += list(load_gptfuzz_responses(Settings().data_dir))
+    except DataUnavailableError:
+        print("(GPTFuzz responses not available: seeds only)")
+    return assign_splits(assign_groups(records), load_manifest())["test"]
+
+
+def stream(guard: Guard, example: Example) -> tuple[bool, float]:
+    """Feed word by word; (halted, fraction of the response released before the halt)."""
+    monitor = guard.monitor(example.conversation())
+    words = (example.response or "").split(" ")
+    for i, word in enumerate(words):
+        if monitor.feed(word if i == 0 else " " + word).halted:
+            return True, len(monitor.released) / max(1, len(example.response or ""))
+    monitor.close()
+    return False, 1.0
+
+
+def main() -> None:
+    guard = Guard.load("default")
+    test = test_responses(guard)
+    labels = np.array([e.label for e in test])
+    scores = np.array([v.score for v in guard.score_examples(test, kind="exchange")])
+    report = detection_report(labels, scores)
+    print(f"held-out responses: {report.n} ({report.positives} harmful); AUROC {report.auroc}; F1 {report.f1}; "
+          f"recall {report.recall}; FPR {report.fpr}")
+    results = [stream(guard, e) for e in test]
+    halted = np.array([h for h, _ in results])
+    where = np.array([f for h, f in results if h])
+    print(f"streamed word by word: detection {wilson(int(halted[labels == 1].sum()), int((labels == 1).sum()))}; "
+          f"false halts on benign {wilson(int(halted[labels == 0].sum()), int((labels == 0).sum()))}")
+    if len(where):
+        print(f"halt position (share of the response released before the halt): median {np.median(where):.2f}, "
+              f"p90 {np.quantile(where, 0.9):.2f}")
+
+    stage1_only = Guard(guard.constitution, guard.stage1, guard.thresholds, normalizer=guard.normalizer,
+                        output_stage=guard.output_stage, output_thresholds=guard.output_thresholds)
+    long_response = " ".join(["The committee reviewed the budget and agreed to fund the new library wing."] * 160)
+    tokens = len(long_response) / 4  # ~4 characters a token
+    deltas = [long_response[i:i + 16] for i in range(0, len(long_response), 16)]  # ~4-token deltas
+    with threadpool_limits(1):
+        start = time.perf_counter()
+        monitor = stage1_only.monitor("Summarise the meeting.")
+        for delta in deltas:
+            monitor.feed(delta)
+        monitor.close()
+        streaming = time.perf_counter() - start
+        start = time.perf_counter()
+        stage1_only.check("Summarise the meeting.", response=long_response)
+        once = time.perf_counter() - start
+    print(f"monitoring a {tokens:,.0f}-token response in {len(deltas)} deltas, stage 1, 1 thread: "
+          f"{tokens / streaming:,.0f} tokens/s ({streaming * 1000:.0f} ms; scoring it once: {once * 1000:.1f} ms)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Labelled (prompt, response) records for the output classifier, and their prefixes.
+
+Sources: our response seeds (compliance skeletons with placeholders, refusals, benign
+answers in the same scaffolds, disguised compliance) and, when the development pool is
+present, GPTFuzz's human-labelled model responses. The output classifier is trained on
+prefixes of each response, every prefix labelled with the full response's label, so that
+it learns to predict from the first words whether the response is turning harmful.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator, Sequence
+from importlib import resources
+from pathlib import Path
+
+from bastion.data.records import Example
+from bastion.errors import DataUnavailableError
+
+PREFIX_FRACTIONS = (0.15, 0.35, 0.6, 1.0)
+
+
+def load_response_seeds(constitution_name: str) -> Iterator[Example]:
+    path = resources.files("bastion") / "seeds" / "responses" / f"{constitution_name}.jsonl"
+    if not path.is_file():
+        return
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+        row = json.loads(line)
+        category = row.get("category")
+        yield Example(id=f"seed:response:{i}", prompt=row["prompt"], response=row["response"], label=int(row["label"]),
+                      categories=[category] if row["label"] and category else [], source=f"seed_response_{row['kind']}")
+
+
+def load_gptfuzz_responses(data_dir: Path | None) -> Iterator[Example]:
+    folder = data_dir / "gptfuzz" if data_dir else None
+    if folder is None or not folder.is_dir():
+        raise DataUnavailableError("gptfuzz/ is not under the data directory; set BASTION_DATA_DIR")
+    with (folder / "questions/question_list.csv").open(encoding="utf-8", newline="") as handle:
+        questions = {row["index"]: row["text"] for row in csv.DictReader(handle)}
+    for split in ("train", "evaluate"):
+        with (folder / f"responses_labeled/{split}.csv").open(encoding="utf-8", newline="") as handle:
+            for i, row in enumerate(csv.DictReader(handle)):
+                yield Example(id=f"gptfuzz_response:{split}:{i}", prompt=questions.get(row["question"], row["question"]),
+                              response=row["Response"], label=int(row["label"]), source="gptfuzz_responses")
+
+
+def prefixes(examples: Sequence[Example], fractions: Sequence[float] = PREFIX_FRACTIONS) -> list[Example]:
+    """Prefixes of each response at word boundaries, each with the full response's label."""
+    out = []
+    for example in examples:
+        words = (example.response or "").split(" ")
+        seen = set()
+        for fraction in fractions:
+            cut = max(1, round(len(words) * fraction))
+            if cut in seen:
+                continue
+            seen.add(cut)
+            out.append(example.model_copy(update={"response": " ".join(words[:cut]), "id": f"{example.id}@{cut}"}))
+    return out
