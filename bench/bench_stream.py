@@ -24,6 +24,7 @@ from bastion.data.splits import assign_groups, assign_splits, load_manifest
 from bastion.errors import DataUnavailableError
 from bastion.evaluation.metrics import detection_report, wilson
 from bastion.guard import Guard
+from bastion.guard.stream import replay
 
 
 def test_responses(guard: Guard) -> list[Example]:
@@ -35,17 +36,6 @@ def test_responses(guard: Guard) -> list[Example]:
     return assign_splits(assign_groups(records), load_manifest())["test"]
 
 
-def stream(guard: Guard, example: Example) -> tuple[bool, float]:
-    """Feed word by word; (halted, fraction of the response released before the halt)."""
-    monitor = guard.monitor(example.conversation())
-    words = (example.response or "").split(" ")
-    for i, word in enumerate(words):
-        if monitor.feed(word if i == 0 else " " + word).halted:
-            return True, len(monitor.released) / max(1, len(example.response or ""))
-    monitor.close()
-    return False, 1.0
-
-
 def main() -> None:
     guard = Guard.load("default")
     test = test_responses(guard)
@@ -54,9 +44,9 @@ def main() -> None:
     report = detection_report(labels, scores)
     print(f"held-out responses: {report.n} ({report.positives} harmful); AUROC {report.auroc}; F1 {report.f1}; "
           f"recall {report.recall}; FPR {report.fpr}")
-    results = [stream(guard, e) for e in test]
+    results = [replay(guard, e) for e in test]
     halted = np.array([h for h, _ in results])
-    where = np.array([f for h, f in results if h])
+    where = np.array([n / max(1, len(e.response or "")) for e, (h, n) in zip(test, results, strict=True) if h])
     print(f"streamed word by word: detection {wilson(int(halted[labels == 1].sum()), int((labels == 1).sum()))}; "
           f"false halts on benign {wilson(int(halted[labels == 0].sum()), int((labels == 0).sum()))}")
     if len(where):

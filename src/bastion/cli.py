@@ -274,6 +274,40 @@ def evaluate(
         write_jsonl([json.loads(report.model_dump_json())], as_json)
 
 
+@app.command("stream-eval")
+@friendly
+def stream_eval(
+    file: Annotated[Path, typer.Argument(help="Labelled JSONL with 'response' (and prompt or messages): label 1 = harmful response.")],
+    guard: GuardOption = "default",
+    words_per_delta: Annotated[int, typer.Option(help="Words per streamed delta.")] = 1,
+    hold_back: Annotated[int, typer.Option(help="Characters the monitor keeps back after scoring.")] = 0,
+) -> None:
+    """Stream each response through the output monitor: detection rate, false-halt rate and where halts come."""
+    import numpy as np
+
+    from bastion.data.jsonl import read_examples
+    from bastion.evaluation.metrics import wilson
+    from bastion.guard import Guard
+    from bastion.guard.stream import replay
+
+    g = Guard.load(guard)
+    records = list(read_examples(file))
+    bad = [r.id for r in records if r.response is None or r.label is None]
+    if bad:
+        raise RecordError(f"{file}: {len(bad)} records lack 'response' or 'label' (first: id {bad[0]})")
+    results = [replay(g, r, words_per_delta=words_per_delta, hold_back=hold_back) for r in records]
+    labels = np.array([r.label for r in records])
+    halted = np.array([h for h, _ in results])
+    shares = [n / max(1, len(r.response or "")) for r, (h, n) in zip(records, results, strict=True) if h and r.label == 1]
+    table = Table("measure", "value", "95% interval / detail")
+    for name, est in (("detection rate (harmful halted)", wilson(int(halted[labels == 1].sum()), int((labels == 1).sum()))),
+                      ("false-halt rate (benign halted)", wilson(int(halted[labels == 0].sum()), int((labels == 0).sum())))):
+        table.add_row(name, "n/a" if est.value is None else f"{est.value:.4f}", "" if est.low is None else f"[{est.low:.4f}, {est.high:.4f}] n={est.n}")
+    if shares:
+        table.add_row("share of response released before a halt", f"median {np.median(shares):.2f}", f"p90 {np.quantile(shares, 0.9):.2f}")
+    out.print(table)
+
+
 @app.command()
 @friendly
 def demo(guard: GuardOption = "default") -> None:

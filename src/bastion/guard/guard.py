@@ -176,8 +176,12 @@ class Guard:
     def _output_scores(self, examples: Sequence[Example], kind: Kind, stage: NgramLinearClassifier,
                        thresholds: np.ndarray) -> np.ndarray:
         """Exchange-classifier scores, laid out on the input heads (input-only heads at 0)."""
-        scores = calibrated_scores(stage.decision_function(self.texts(examples, kind)), thresholds)
-        out = np.zeros((len(examples), len(self.stage1.heads)), dtype=np.float32)
+        return self.output_scores_of_texts(self.texts(examples, kind), stage, thresholds)
+
+    def output_scores_of_texts(self, texts: Sequence[str], stage: NgramLinearClassifier, thresholds: np.ndarray) -> np.ndarray:
+        """Output-classifier scores of already rendered, normalised texts (the stream monitor's hot path)."""
+        scores = calibrated_scores(stage.decision_function(texts), thresholds)
+        out = np.zeros((len(texts), len(self.stage1.heads)), dtype=np.float32)
         for k, head in enumerate(stage.heads):
             out[:, self.stage1.heads.index(head)] = scores[:, k]
         return out
@@ -185,9 +189,9 @@ class Guard:
     def score_examples(self, examples: Sequence[Example], kind: Kind = "input") -> list[Verdict]:
         """One Verdict per example, scored as a batch."""
         scores, stages = self.scores(examples, kind)
-        return [self._verdict(row, stage) for row, stage in zip(scores, stages, strict=True)]
+        return [self.verdict_of(row, stage) for row, stage in zip(scores, stages, strict=True)]
 
-    def _verdict(self, row: np.ndarray, stage: str) -> Verdict:
+    def verdict_of(self, row: np.ndarray, stage: str) -> Verdict:
         heads = self.stage1.heads
         categories = {h: round(float(s), 6) for h, s in zip(heads, row, strict=True) if h != ANY}
         top = max(categories, key=categories.__getitem__) if categories else None

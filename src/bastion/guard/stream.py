@@ -16,8 +16,11 @@ import asyncio
 import threading
 from typing import TYPE_CHECKING
 
-from bastion.data.records import Example, Message
+import numpy as np
+
+from bastion.data.records import Example, Message, render
 from bastion.guard.verdict import Verdict
+from bastion.models.linear import NgramLinearClassifier
 
 if TYPE_CHECKING:
     from bastion.guard.guard import Guard
@@ -42,6 +45,10 @@ class StreamMonitor:
         self._ema: float | None = None
         self._last = Verdict(score=0.0, flagged=False, stage="output", halted=False, position=0)
         self._lock = threading.Lock()
+        self._fast: tuple[NgramLinearClassifier, np.ndarray, str] | None = None
+        if guard.output_stage is not None and guard.output_thresholds is not None:
+            rendered = render(Example(messages=messages, response=""), "exchange")
+            self._fast = (guard.output_stage, guard.output_thresholds, guard.normalizer(rendered) + " ")
 
     @property
     def released(self) -> str:
@@ -74,8 +81,12 @@ class StreamMonitor:
 
     def _score(self) -> None:
         window = self.text[-self.window_chars:]
-        example = Example(messages=self.messages, response=window)
-        verdict = self.guard.score_examples([example], kind="exchange")[0]
+        if self._fast is None:
+            verdict = self.guard.score_examples([Example(messages=self.messages, response=window)], kind="exchange")[0]
+        else:  # the same exchange rendering, without building records for every check
+            stage, thresholds, prefix = self._fast
+            text = prefix + self.guard.normalizer(window)
+            verdict = self.guard.verdict_of(self.guard.output_scores_of_texts([text], stage, thresholds)[0], "output")
         self._ema = verdict.score if self._ema is None else self.smoothing * verdict.score + (1 - self.smoothing) * self._ema
         flagged = self._ema >= 0.5
         if flagged:
@@ -85,3 +96,19 @@ class StreamMonitor:
             self.released_chars = max(self.released_chars, self.scored_chars - self.hold_back)
         self._last = verdict.model_copy(update={"score": round(self._ema, 6), "flagged": flagged, "halted": flagged,
                                                 "position": self.released_chars})
+
+
+def replay(guard: Guard, example: Example, *, words_per_delta: int = 1, **options: object) -> tuple[bool, int]:
+    """Stream `example.response` through a monitor in word-sized deltas.
+
+    Returns (halted, characters released before the halt or at the end): what a user of a
+    streamed answer would have seen.
+    """
+    monitor = guard.monitor(example.conversation(), **options)  # type: ignore[arg-type]
+    words = (example.response or "").split(" ")
+    for i in range(0, len(words), words_per_delta):
+        chunk = " ".join(words[i:i + words_per_delta])
+        if monitor.feed(chunk if i == 0 else " " + chunk).halted:
+            return True, len(monitor.released)
+    monitor.close()
+    return False, len(monitor.released)

@@ -31,6 +31,7 @@ class NgramLinearClassifier:
         self.C = C
         self.positive_weight = positive_weight
         self.seed = seed
+        self._coef_by_feature: np.ndarray | None = None
 
     def get_params(self) -> dict[str, object]:
         return {"heads": self.heads, "hasher": self.hasher.to_dict(), "C": self.C,
@@ -50,6 +51,7 @@ class NgramLinearClassifier:
         self.coef_, self.intercept_ = fit_heads(self.features(texts), targets, self.heads, C=self.C,
                                                 positive_weight=self.positive_weight, seed=self.seed,
                                                 sample_weight=sample_weight)
+        self._coef_by_feature = None
         return self
 
     def set_weights(self, coef: np.ndarray, intercept: np.ndarray) -> NgramLinearClassifier:
@@ -57,6 +59,7 @@ class NgramLinearClassifier:
         if coef.shape != (len(self.heads), self.hasher.n_features) or intercept.shape != (len(self.heads),):
             raise ValueError(f"weights shaped {coef.shape}/{intercept.shape} do not match {len(self.heads)} heads x {self.hasher.n_features} features")
         self.coef_, self.intercept_ = coef.astype(np.float32), intercept.astype(np.float32)
+        self._coef_by_feature = None
         return self
 
     def decision_function(self, texts: Sequence[str]) -> np.ndarray:
@@ -64,7 +67,10 @@ class NgramLinearClassifier:
         if not hasattr(self, "coef_"):
             raise NotFittedError("this NgramLinearClassifier is not fitted yet; call fit() first")
         features = self.features(texts)
-        return np.asarray(features @ self.coef_.T) + self.intercept_
+        if getattr(self, "_coef_by_feature", None) is None or self._coef_by_feature.shape[1] != len(self.heads):
+            # (features, heads), C-contiguous: sparse @ dense then needs no copy of the weights
+            self._coef_by_feature = np.ascontiguousarray(self.coef_.T)
+        return np.asarray(features @ self._coef_by_feature) + self.intercept_
 
 
 def fit_heads(features: sp.spmatrix | np.ndarray, targets: np.ndarray, heads: Sequence[str], *, C: float,
