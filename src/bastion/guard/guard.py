@@ -19,7 +19,7 @@ import numpy as np
 from bastion import __version__
 from bastion.constitution import Constitution, parse
 from bastion.data.normalizer import Normalizer
-from bastion.data.records import Example, Kind, Message
+from bastion.data.records import Example, Kind, Message, render
 from bastion.errors import ArtifactError
 from bastion.guard.stream import StreamMonitor
 from bastion.guard.verdict import Verdict
@@ -143,8 +143,6 @@ class Guard:
 
     def texts(self, examples: Sequence[Example], kind: Kind = "input") -> list[str]:
         """What the classifiers read: the rendered record after normalisation."""
-        from bastion.data.records import render
-
         return [self.normalizer(render(e, kind)) for e in examples]
 
     def scores(self, examples: Sequence[Example], kind: Kind = "input") -> tuple[np.ndarray, list[str]]:
