@@ -7,8 +7,11 @@ from pathlib import Path
 import pytest
 
 from bastion.constitution import load
+from bastion.data.jsonl import read_examples
 from bastion.guard import Guard
 from bastion.training import TrainConfig, build_corpus, train_guard
+
+LEMON = Path(__file__).parent / "data" / "lemon_cake"
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +31,18 @@ def small_guard_dir(small_guard, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("guard") / "small"
     small_guard.save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def lemon_guard() -> Guard:
+    """A harmless stand-in guard whose restricted topic is lemon-cake recipes.
+
+    Tests that make a real model answer "restricted" requests use it, so nothing harmful is
+    ever elicited. Trained through the same path as `bastion train --data --responses`.
+    """
+    constitution_file = LEMON / "constitution.yaml"
+    constitution = load(constitution_file)
+    corpus = build_corpus(constitution, None, use_dev_pool=False, extra=[LEMON / "prompts.jsonl"])
+    config = TrainConfig(use_dev_pool=False, n_features=2**16, template_expansions=1)
+    return train_guard(constitution, corpus, config, constitution_text=constitution_file.read_text(encoding="utf-8"),
+                       responses=list(read_examples(LEMON / "responses.jsonl")))

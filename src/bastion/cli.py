@@ -6,48 +6,29 @@ what is wrong and where, never a traceback.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from bastion import __version__
 from bastion.config import Settings
+from bastion.console import err, friendly, out
 from bastion.errors import BastionError, ExitCode, RecordError
+from bastion.serve.commands import audit_app, keys_app, serve
 
 app = typer.Typer(help="Bastion: constitutional classifiers that guard any LLM.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 constitution_app = typer.Typer(help="Validate, show and test constitutions.", no_args_is_help=True)
 app.add_typer(constitution_app, name="constitution")
-err = Console(stderr=True, soft_wrap=True)
-out = Console()
-F = TypeVar("F", bound=Callable[..., Any])
-
+app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")
+app.command()(serve)
 GuardOption = Annotated[str, typer.Option("--guard", "-g", help="Guard artifact directory, or 'default' for the bundled guard.")]
 Kind = Annotated[str, typer.Option("--kind", help="What to score: input (the prompt/conversation), output (the response) or exchange (both).")]
-
-
-def friendly(func: F) -> F:
-    """Report BastionError as a message plus exit code instead of a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except BastionError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(int(exc.exit_code)) from None
-        except KeyboardInterrupt:
-            err.print("interrupted")
-            raise typer.Exit(130) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _kind(value: str) -> str:
@@ -128,6 +109,7 @@ def train(
     constitution: Annotated[str, typer.Option("--constitution", "-c", help="Bundled name (general, cbrn) or YAML file.")] = "general",
     output: Annotated[Path, typer.Option("--output", "-o", help="Directory to write the guard artifact to.")] = Path("guard"),
     data: Annotated[list[Path], typer.Option("--data", help="Extra labelled JSONL files to train on.")] = [],  # noqa: B006
+    responses: Annotated[list[Path], typer.Option("--responses", help="Labelled JSONL records with a 'response' for the output classifier.")] = [],  # noqa: B006
     exclude: Annotated[list[Path], typer.Option("--exclude", help="Drop training records near-duplicate to these evaluation JSONL files.")] = [],  # noqa: B006
     dev_pool: Annotated[bool, typer.Option(help="Use the trainable development-pool sources under BASTION_DATA_DIR.")] = True,
     seed: Annotated[int, typer.Option(help="Random seed; same inputs and seed give the same guard.")] = 13,
@@ -141,6 +123,7 @@ def train(
     import time
 
     from bastion.constitution import load, resolve
+    from bastion.data.jsonl import read_examples
     from bastion.training import TrainConfig, build_corpus, train_guard, training_record
 
     settings = Settings()
@@ -161,8 +144,9 @@ def train(
             err.print("[yellow]no development pool found (set BASTION_DATA_DIR); training on the seed corpus only[/]")
         corpus = build_corpus(c, settings.data_dir, use_dev_pool=dev_pool, extra=data, exclude=exclude, progress=progress)
         try:
+            response_records = [e for path in responses for e in read_examples(path)]
             guard = train_guard(c, corpus, config, constitution_text=text, workdir=workdir, data_dir=settings.data_dir,
-                                progress=progress)
+                                responses=response_records, progress=progress)
             extra = {"training": training_record(corpus, config) | {"seconds": round(time.perf_counter() - started, 1)}}
             guard.save(output, extra)
         finally:

@@ -147,7 +147,7 @@ def targets_for(examples: Sequence[Example], heads: Sequence[str]) -> np.ndarray
 
 def train_guard(constitution: Constitution, corpus: Corpus, config: TrainConfig, *, constitution_text: str | None = None,
                 manifest: SplitManifest | None = None, workdir: Path | None = None, data_dir: Path | None = None,
-                progress: Progress = lambda _: None) -> Guard:
+                responses: Sequence[Example] = (), progress: Progress = lambda _: None) -> Guard:
     """Fit stage 1 (and stage 2 when configured) on the train split; calibrate on the calibration split."""
     manifest = manifest or load_manifest()
     test_groups = {e.group for e in corpus.splits["test"] if e.group}
@@ -170,7 +170,8 @@ def train_guard(constitution: Constitution, corpus: Corpus, config: TrainConfig,
     output_stage, output_thresholds = (None, None)
     if config.output_classifier:
         try:
-            output_stage, output_thresholds, _ = train_output_stage(constitution, data_dir, config, manifest, progress)
+            output_stage, output_thresholds, _ = train_output_stage(constitution, data_dir, config, manifest, progress,
+                                                                    responses)
         except DataUnavailableError as exc:
             progress(f"no output classifier: {exc}")
     outputs = {"output_stage": output_stage, "output_thresholds": output_thresholds}
@@ -250,9 +251,12 @@ def train_stage2(heads: Sequence[str], texts: Sequence[str], targets: np.ndarray
 
 
 def train_output_stage(constitution: Constitution, data_dir: Path | None, config: TrainConfig,
-                       manifest: SplitManifest | None = None, progress: Progress = lambda _: None
-                       ) -> tuple[NgramLinearClassifier, np.ndarray, dict[str, Any]]:
+                       manifest: SplitManifest | None = None, progress: Progress = lambda _: None,
+                       extra: Sequence[Example] = ()) -> tuple[NgramLinearClassifier, np.ndarray, dict[str, Any]]:
     """The exchange (output) classifier: stage-1 features over prompt + response prefixes.
+
+    Trained on the constitution's response seeds, the user's `extra` response records and,
+    for the `general` constitution, GPTFuzz's labelled responses from the development pool.
 
     Thresholds are set so that at most the target share of benign *responses* is halted at
     any of their prefixes, which is what a user of a streamed answer experiences.
@@ -261,8 +265,8 @@ def train_output_stage(constitution: Constitution, data_dir: Path | None, config
     from bastion.data.responses import load_gptfuzz_responses, load_response_seeds, prefixes
 
     manifest = manifest or load_manifest()
-    records = list(load_response_seeds(constitution.name))
-    if config.use_dev_pool:
+    records = list(load_response_seeds(constitution.name)) + list(extra)
+    if config.use_dev_pool and constitution.name == "general":
         try:
             records += list(load_gptfuzz_responses(data_dir))
         except DataUnavailableError as exc:

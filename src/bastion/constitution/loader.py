@@ -5,11 +5,9 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-import yaml
-from pydantic import ValidationError
-
 from bastion.constitution.schema import Constitution
 from bastion.errors import ConstitutionError
+from bastion.yamlfile import read_mapping, validate
 
 BUNDLED_DIR = "constitutions"
 
@@ -35,37 +33,12 @@ def resolve(name_or_path: str | Path) -> Path:
     )
 
 
-def _field_path(loc: tuple[object, ...], data: object) -> str:
-    """Render a pydantic location with category ids instead of bare list indices."""
-    parts: list[str] = []
-    node = data
-    for key in loc:
-        if isinstance(key, int) and isinstance(node, list):
-            item = node[key] if key < len(node) else None
-            label = item.get("id") if isinstance(item, dict) else None
-            parts[-1] = f"{parts[-1]}[{key}]" + (f" (id {label!r})" if label else "")
-            node = item
-        else:
-            parts.append(str(key))
-            node = node.get(key) if isinstance(node, dict) else None
-    return ".".join(parts) or "(top level)"
-
-
 def parse(text: str, origin: str) -> Constitution:
     """Validate YAML text; `origin` names the file in error messages."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConstitutionError(f"{origin}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from exc
-    if not isinstance(data, dict):
+    data = read_mapping(text, origin, ConstitutionError)
+    if not data:
         raise ConstitutionError(f"{origin}: expected a mapping at the top level")
-    try:
-        return Constitution.model_validate(data)
-    except ValidationError as exc:
-        problems = [f"  {_field_path(e['loc'], data)}: {e['msg']}" for e in exc.errors()]
-        raise ConstitutionError(f"{origin}: invalid constitution\n" + "\n".join(problems)) from exc
+    return validate(Constitution, data, origin, ConstitutionError, "constitution")
 
 
 def load(name_or_path: str | Path) -> Constitution:

@@ -1,0 +1,129 @@
+"""`bastion serve` configuration: a YAML file, then `BASTION_SERVE_*` environment variables,
+then command-line options, each overriding the one before, validated as one model.
+
+Environment variables nest with `__`: `BASTION_SERVE_AUDIT__URL=postgresql+psycopg://...`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from bastion.errors import ConfigError
+from bastion.yamlfile import read_mapping, validation_message
+
+EMBEDDED = "embedded"
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def key_digest(key: str) -> str:
+    """How an API key is stored: its sha256, so a leaked config file leaks no key."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class ApiKey(BaseModel):
+    """One client key: an id for the audit log, the key's sha256, and its rate limit."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1)
+    sha256: str = Field(description="sha256 hex digest of the key (`bastion keys new` prints it).")
+    requests_per_minute: float | None = Field(default=600, gt=0, description="None: unlimited.")
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex_digest(cls, value: str) -> str:
+        if not _SHA256.match(value):
+            raise ValueError("must be a 64-character lowercase hex sha256 digest, not the key itself")
+        return value
+
+
+class AuditSettings(BaseModel):
+    """Where decisions are recorded and how much of the text is kept."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(default="sqlite:///bastion-audit.sqlite3",
+                     description="SQLAlchemy URL: sqlite:///file or postgresql+psycopg://user@host/db.")
+    text: Literal["full", "hash", "none"] = Field(default="hash", description="Keep texts in full, as sha256, or not.")
+    retention_days: float | None = Field(default=30, gt=0, description="Rows older than this are deleted; None keeps all.")
+
+
+class StreamSettings(BaseModel):
+    """How the output monitor reads a streamed answer (see `Guard.monitor`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    every_chars: int = Field(default=48, gt=0)
+    hold_back: int = Field(default=0, ge=0, description="Characters kept back so flagged text is never shown.")
+
+
+class ServeConfig(BaseSettings):
+    """Everything `bastion serve` needs; every field has a working default for local use."""
+
+    model_config = SettingsConfigDict(env_prefix="BASTION_SERVE_", env_nested_delimiter="__", extra="forbid")
+
+    guard: str = Field(default="default", description="Guard artifact directory or bundled name.")
+    upstream: str = Field(default=EMBEDDED, description="Base URL of an OpenAI-compatible server, or 'embedded'.")
+    upstream_api_key: SecretStr | None = Field(default=None, description="Bearer key sent to the upstream.")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    mode: Literal["enforce", "shadow"] = Field(default="enforce", description="shadow: log verdicts, block nothing.")
+    on_guard_error: Literal["closed", "open"] = Field(default="closed", description="Refuse or forward when the guard fails.")
+    models: list[str] | None = Field(default=None, description="Model names accepted; None: whatever the upstream serves.")
+    api_keys: list[ApiKey] = Field(default_factory=list, description="Empty: no authentication (local use).")
+    max_body_bytes: int = Field(default=1_000_000, gt=0)
+    upstream_timeout_s: float = Field(default=120.0, gt=0)
+    guard_timeout_s: float = Field(default=5.0, gt=0)
+    stream: StreamSettings = Field(default_factory=StreamSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+
+    @field_validator("upstream")
+    @classmethod
+    def _url_or_embedded(cls, value: str) -> str:
+        if value != EMBEDDED and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is neither 'embedded' nor an http(s) URL")
+        return value.rstrip("/")
+
+
+class _Mapping(PydanticBaseSettingsSource):
+    """A settings source holding the YAML file's contents (lowest priority)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self.data = data
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self.data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return self.data
+
+
+def load_config(path: Path | None = None, **overrides: Any) -> ServeConfig:
+    """File < environment < `overrides` (options given on the command line)."""
+    origin = str(path) if path else "serve configuration"
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = read_mapping(path.read_text(encoding="utf-8"), origin, ConfigError)
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the configuration file ({exc.strerror})") from exc
+
+    class _FromFile(ServeConfig):
+        @classmethod
+        def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                       env_settings: PydanticBaseSettingsSource, **_: PydanticBaseSettingsSource
+                                       ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return init_settings, env_settings, _Mapping(settings_cls, data)
+
+    try:
+        return _FromFile(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError(validation_message(exc, data, f"{origin} (with BASTION_SERVE_* variables and options)",
+                                             "serve configuration")) from exc
