@@ -102,9 +102,9 @@ class AuditLog:
 
     def insert(self, *rows: dict[str, Any]) -> None:
         """Commit new rows (all or none) before returning."""
-        now = datetime.now(UTC)
+        blank = dict.fromkeys(decisions.c.keys()) | {"created_at": datetime.now(UTC)}
         with self.engine.begin() as connection:
-            connection.execute(insert(decisions), [{"created_at": now, **row} for row in rows])
+            connection.execute(insert(decisions), [blank | row for row in rows])
         self._maybe_purge()
 
     def update(self, request_id: str, **fields: Any) -> None:
