@@ -18,6 +18,7 @@ from bastion import __version__
 from bastion.config import Settings
 from bastion.console import err, friendly, out
 from bastion.errors import BastionError, ExitCode, RecordError
+from bastion.redteam.commands import redteam
 from bastion.serve.commands import audit_app, keys_app, serve
 
 app = typer.Typer(help="Bastion: constitutional classifiers that guard any LLM.", no_args_is_help=True,
@@ -27,6 +28,7 @@ app.add_typer(constitution_app, name="constitution")
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
 app.command()(serve)
+app.command()(redteam)
 GuardOption = Annotated[str, typer.Option("--guard", "-g", help="Guard artifact directory, or 'default' for the bundled guard.")]
 Kind = Annotated[str, typer.Option("--kind", help="What to score: input (the prompt/conversation), output (the response) or exchange (both).")]
 
@@ -228,7 +230,9 @@ def _print_verdicts(rows: list[tuple[str, str, Any]]) -> None:
 @app.command("eval")
 @friendly
 def evaluate(
-    file: Annotated[Path, typer.Argument(help="Labelled JSONL: records with 'label' (1/0, harmful/benign, unsafe/safe).")],
+    file: Annotated[Path | None, typer.Argument(help="Labelled JSONL or CSV: records with 'label' (1/0, harmful/benign, unsafe/safe).")] = None,
+    suite: Annotated[str | None, typer.Option("--suite", help="A named suite instead of FILE: devpool-test, devpool-benign-test or a development-pool source (BASTION_DATA_DIR).")] = None,
+    columns: Annotated[str | None, typer.Option("--columns", help="Column mapping for FILE, e.g. 'prompt=goal,label=is_harmful'.")] = None,
     guard: GuardOption = "default",
     kind: Kind = "input",
     as_json: Annotated[Path | None, typer.Option("--json", help="Also write the metrics as JSON here.")] = None,
@@ -237,15 +241,18 @@ def evaluate(
     """Evaluate a guard on labelled records: AUROC, AUPRC, F1, precision, recall, FPR, TPR at 1% FPR, with 95% intervals."""
     import numpy as np
 
-    from bastion.data.jsonl import read_examples, write_jsonl
+    from bastion.data.jsonl import write_jsonl
     from bastion.evaluation.metrics import detection_report
+    from bastion.evaluation.suites import load_suite, parse_columns, read_table
     from bastion.guard import Guard
 
+    if (file is None) == (suite is None):
+        raise BastionError("give either FILE or --suite NAME")
     g = Guard.load(guard)
-    records = list(read_examples(file))
+    records = load_suite(suite, Settings().data_dir) if suite else read_table(file, parse_columns(columns))  # type: ignore[arg-type]
     missing = [r.id for r in records if r.label is None]
     if missing:
-        raise RecordError(f"{file}: {len(missing)} records have no 'label' (first: id {missing[0]})")
+        raise RecordError(f"{file or suite}: {len(missing)} records have no 'label' (first: id {missing[0]})")
     scores = np.array([v.score for v in g.score_examples(records, _kind(kind))])
     report = detection_report(np.array([r.label for r in records]), scores, seed=seed)
     table = Table("metric", "value", "95% interval")

@@ -1,6 +1,8 @@
 """Detection metrics with 95% intervals.
 
 Rates (precision, recall, FPR) use Wilson score intervals, which behave at 0/n and n/n;
+red-team rates, where a regulator may ask for a guaranteed coverage, use the exact
+Clopper-Pearson interval;
 rank metrics (AUROC, AUPRC), F1 and TPR at a fixed FPR use a seeded percentile bootstrap
 over records, stratified by label so every resample has both classes.
 """
@@ -12,6 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 from pydantic import BaseModel
+from scipy.stats import beta
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 Z95 = 1.959963984540054
@@ -39,6 +42,20 @@ def wilson(successes: int, total: int) -> Estimate:
     centre = (p + Z95**2 / (2 * total)) / denom
     half = Z95 * math.sqrt(p * (1 - p) / total + Z95**2 / (4 * total**2)) / denom
     return Estimate(value=p, low=max(0.0, centre - half), high=min(1.0, centre + half), n=total)
+
+
+def clopper_pearson(successes: int, total: int, confidence: float = 0.95) -> Estimate:
+    """Exact binomial interval: conservative, so its coverage is never below `confidence`.
+
+    The bounds are beta quantiles; at 0/n the lower bound is exactly 0 and at n/n the upper
+    bound is exactly 1 (the quantile formula is undefined there).
+    """
+    if total == 0:
+        return Estimate(value=None, low=None, high=None, n=0)
+    alpha = 1 - confidence
+    low = 0.0 if successes == 0 else float(beta.ppf(alpha / 2, successes, total - successes + 1))
+    high = 1.0 if successes == total else float(beta.ppf(1 - alpha / 2, successes + 1, total - successes))
+    return Estimate(value=successes / total, low=low, high=high, n=total)
 
 
 def tpr_at_fpr(labels: np.ndarray, scores: np.ndarray, fpr: float = 0.01) -> float:
