@@ -50,5 +50,6 @@ def test_extending_costs_the_new_text_only():
     """The state keeps a bounded tail of the text, whatever its length."""
     state = MODEL.stream()
     state.extend("word " * 2_000 + "y" * 500)
+    state.decision()
     assert len(state._context) < HASHER.char_ngrams[1] and len(state._word) <= MAX_WORD
     assert len(state._words) < HASHER.word_ngrams[1]

@@ -21,6 +21,8 @@ import scipy.sparse as sp
 
 _BASE = np.uint64(0x100000001B3)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_ASCII_WORD = np.array([chr(c).isascii() and (chr(c).isalnum() or chr(c) == "_") for c in range(128)])
+_NON_ASCII_SPACES = np.array([0xA0, 0x3000, 0x2028, 0x2029], dtype=np.uint64)
 _SEPARATOR = 0  # code point joining texts; never part of a feature
 MAX_WORD = 32  # longer words are hashed on their last 32 characters
 
@@ -37,11 +39,10 @@ def _mix(values: np.ndarray) -> np.ndarray:
 
 def _word_char_mask(codes: np.ndarray) -> np.ndarray:
     """Letters, digits and underscore; every non-ASCII code point except a few spaces."""
-    ascii_word = np.zeros(128, dtype=bool)
-    for ch in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_":
-        ascii_word[ord(ch)] = True
-    mask = np.where(codes < 128, ascii_word[np.minimum(codes, 127)], True)
-    return mask & ~np.isin(codes, (0xA0, 0x3000, 0x2028, 0x2029))
+    if not len(codes) or codes.max() < 128:  # the common case, without the non-ASCII checks
+        return _ASCII_WORD[codes]
+    mask = np.where(codes < 128, _ASCII_WORD[np.minimum(codes, 127)], True)
+    return mask & ~np.isin(codes, _NON_ASCII_SPACES)
 
 
 def codes_of(text: str) -> np.ndarray:
@@ -139,13 +140,14 @@ class NgramHasher:
         if not texts:
             return sp.csr_matrix((0, self.n_features), dtype=np.float32)
         rows, hashes = self._hashes(texts)
-        data = np.ones(len(rows), dtype=np.float32)
-        matrix = sp.csr_matrix((data, (rows.astype(np.int64), self.columns(hashes))), shape=(len(texts), self.n_features))
-        matrix.sum_duplicates()
-        matrix.data = self.value(matrix.data)
-        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+        # One sort of (row, column) keys gives the counts and the CSR layout at once.
+        keys, counts = np.unique(rows.astype(np.int64) * self.n_features + self.columns(hashes), return_counts=True)
+        row, column = np.divmod(keys, self.n_features)
+        values = self.value(counts.astype(np.float64))
+        norms = np.sqrt(np.bincount(row, weights=values * values, minlength=len(texts)))
         norms[norms == 0] = 1.0
-        return sp.csr_matrix(sp.diags(1.0 / norms).astype(np.float32) @ matrix)
+        indptr = np.searchsorted(row, np.arange(len(texts) + 1))
+        return sp.csr_matrix(((values / norms[row]).astype(np.float32), column, indptr), shape=(len(texts), self.n_features))
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

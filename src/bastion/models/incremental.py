@@ -39,46 +39,55 @@ class IncrementalNgrams:
         self._context = ""  # the last characters that a character n-gram may still reach back to
         self._word = ""  # trailing run of word characters, maybe unfinished
         self._words = np.zeros(0, dtype=np.uint64)  # last complete words that a word n-gram may reach back to
+        self._unhashed = ""  # appended, not counted yet
 
     def extend(self, text: str) -> None:
-        """Append `text`: count the n-grams it completes."""
-        columns, self._context, self._word, self._words = self._completed(text, final=False)
-        unique, counts, self._dot, self._sq = self._added(columns)
-        self._counts[unique] = counts
+        """Append `text`. Its n-grams are counted at the next `decision`, in one pass with the tail."""
+        self._unhashed += text
 
     def decision(self, tail: str = "") -> np.ndarray:
-        """Logits (one per head) of the text as if `tail` were appended and the text ended."""
-        columns = self._completed(tail, final=True)[0]
-        dot, sq = self._added(columns)[2:]
+        """Logits (one per head) of the text as if `tail` were appended and the text ended.
+
+        The tail is not kept: the next call scores the text without it.
+        """
+        committed, overlay = self._completed(self._unhashed + tail, len(self._unhashed))
+        self._unhashed = ""
+        # One pass over the touched columns: counts with the committed n-grams, then with the tail's too.
+        unique, inverse = np.unique(np.concatenate((committed, overlay)), return_inverse=True)
+        old = self._counts[unique]
+        kept = old + np.bincount(inverse[: len(committed)], minlength=len(unique))
+        ended = old + np.bincount(inverse, minlength=len(unique))
+        before, middle, after = (self.hasher.value(c) for c in (old, kept, ended))
+        weights = self._weights[unique]
+        self._counts[unique] = kept
+        dot = self._dot + (after - before) @ weights
+        sq = self._sq + float(after @ after - before @ before)
+        self._dot += (middle - before) @ weights
+        self._sq += float(middle @ middle - before @ before)
         return dot / (math.sqrt(sq) or 1.0) + self._intercept
 
-    def _completed(self, text: str, *, final: bool) -> tuple[np.ndarray, str, str, np.ndarray]:
-        """Columns of the n-grams `text` completes, and the state after it.
-
-        With `final`, the text ends after `text`, so its unfinished word counts too.
-        """
+    def _completed(self, text: str, kept: int) -> tuple[np.ndarray, np.ndarray]:
+        """Columns of the n-grams that `text[:kept]` completes, and of those the rest completes
+        if the text ends after it (its unfinished last word counted). Moves the state past
+        `text[:kept]`."""
         hasher = self.hasher
         context = self._context + text
         starts, lengths, char_grams = hasher.char_ngram_hashes(codes_of(context))
-        hashes = [char_grams[starts + lengths > len(self._context)]]
+        ends = starts + lengths - len(self._context)  # end of each n-gram, as an offset into `text`
+        committed, overlay = [char_grams[(ends > 0) & (ends <= kept)]], [char_grams[ends > kept]]
         run = self._word + text
+        boundary = len(self._word) + kept
         words, word_starts, word_ends = word_hashes(codes_of(run))
-        unfinished = len(words) > 0 and word_ends[-1] == len(run)
-        complete = words if final or not unfinished else words[:-1]
-        known = np.concatenate((self._words, complete))
+        complete = int(np.searchsorted(word_ends, boundary))  # followed by a non-word character before the boundary
+        known = np.concatenate((self._words, words))
+        first = len(self._words)
         for n in range(hasher.word_ngrams[0], hasher.word_ngrams[1] + 1):
-            hashes.append(word_ngram_hashes(known, n)[max(0, len(self._words) - n + 1):])
-        reach = hasher.word_ngrams[1] - 1
-        state = (context[max(0, len(context) - hasher.char_ngrams[1] + 1):],
-                 run[word_starts[-1]:][-MAX_WORD:] if unfinished else "",
-                 known[max(0, len(known) - reach):] if reach else known[:0])
-        return (hasher.columns(np.concatenate(hashes)), *state)
-
-    def _added(self, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-        """(columns, their new counts, dot, sq) once `columns` are counted once more each."""
-        unique, added = np.unique(columns, return_counts=True)
-        old = self._counts[unique]
-        new = old + added
-        before, after = self.hasher.value(old), self.hasher.value(new)
-        dot = self._dot + (after - before) @ self._weights[unique]
-        return unique, new, dot, self._sq + float(after @ after - before @ before)
+            grams = word_ngram_hashes(known, n)
+            last = np.arange(len(grams)) + n - 1  # index of each n-gram's last word in `known`
+            committed.append(grams[(last >= first) & (last < first + complete)])
+            overlay.append(grams[last >= first + complete])
+        unfinished = complete < len(words) and word_starts[complete] < boundary
+        self._context = context[max(0, len(self._context) + kept - hasher.char_ngrams[1] + 1): len(self._context) + kept]
+        self._word = run[word_starts[complete]:boundary][-MAX_WORD:] if unfinished else ""
+        self._words = known[max(0, first + complete - hasher.word_ngrams[1] + 1): first + complete]
+        return hasher.columns(np.concatenate(committed)), hasher.columns(np.concatenate(overlay))
