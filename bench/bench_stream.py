@@ -44,23 +44,26 @@ def main() -> None:
     report = detection_report(labels, scores)
     print(f"held-out responses: {report.n} ({report.positives} harmful); AUROC {report.auroc}; F1 {report.f1}; "
           f"recall {report.recall}; FPR {report.fpr}")
-    results = [replay(guard, e) for e in test]
+    streaming_report(guard, test, labels, "stage 1 alone")
+    streaming_report(guard, test, labels, "with stage 2 (window checks every 512 characters)", use_stage2=True)
+    with threadpool_limits(1):
+        throughput(guard, "stage 1 alone")
+        throughput(guard, "with stage 2 (window checks every 512 characters)", use_stage2=True)
+
+
+def streaming_report(guard: Guard, test: list[Example], labels: np.ndarray, label: str, **options: object) -> None:
+    """Stream each held-out response word by word: detection, false halts, where halts come."""
+    results = [replay(guard, e, **options) for e in test]
     halted = np.array([h for h, _ in results])
     where = np.array([n / max(1, len(e.response or "")) for e, (h, n) in zip(test, results, strict=True) if h])
-    print(f"streamed word by word: detection {wilson(int(halted[labels == 1].sum()), int((labels == 1).sum()))}; "
+    print(f"streamed word by word, {label}: detection {wilson(int(halted[labels == 1].sum()), int((labels == 1).sum()))}; "
           f"false halts on benign {wilson(int(halted[labels == 0].sum()), int((labels == 0).sum()))}")
     if len(where):
-        print(f"halt position (share of the response released before the halt): median {np.median(where):.2f}, "
+        print(f"  halt position (share of the response released before the halt): median {np.median(where):.2f}, "
               f"p90 {np.quantile(where, 0.9):.2f}")
 
-    stage1_only = Guard(guard.constitution, guard.stage1, guard.thresholds, normalizer=guard.normalizer,
-                        output_stage=guard.output_stage, output_thresholds=guard.output_thresholds)
-    with threadpool_limits(1):
-        throughput(stage1_only, "stage 1 alone")
-        throughput(guard, "with stage 2 (window checks every 512 characters)")
 
-
-def throughput(guard: Guard, label: str) -> None:
+def throughput(guard: Guard, label: str, **options: object) -> None:
     """Monitor a ~3,000-token response in ~4-token deltas; compare with scoring it once."""
     long_response = " ".join(["The committee reviewed the budget and agreed to fund the new library wing."] * 160)
     tokens = len(long_response) / 4  # ~4 characters a token
@@ -68,7 +71,7 @@ def throughput(guard: Guard, label: str) -> None:
     best = float("inf")
     for _ in range(3):
         start = time.perf_counter()
-        monitor = guard.monitor("Summarise the meeting.")
+        monitor = guard.monitor("Summarise the meeting.", **options)
         for delta in deltas:
             monitor.feed(delta)
         monitor.close()

@@ -64,7 +64,7 @@ def test_harmful_answer_halts_and_nothing_after_the_flag_is_released(strict_guar
 
 
 def test_unscored_text_is_held_back(guard):
-    monitor = guard.monitor("hi", every_chars=1000, use_stage2=False)
+    monitor = guard.monitor("hi", every_chars=1000)
     monitor.feed("Hello there my friend")  # no sentence end, below every_chars: not scored yet
     assert monitor.released == ""
     monitor.feed(".")
@@ -72,7 +72,7 @@ def test_unscored_text_is_held_back(guard):
 
 
 def test_hold_back_margin(guard):
-    monitor = guard.monitor("hi", hold_back=10, use_stage2=False)
+    monitor = guard.monitor("hi", hold_back=10)
     monitor.feed("This is a perfectly ordinary sentence.")
     assert monitor.released == "This is a perfectly ordinary sentence."[:-10]
     monitor.close()
@@ -80,7 +80,7 @@ def test_hold_back_margin(guard):
 
 
 def test_async_feed(guard):
-    monitor = guard.monitor("hi", use_stage2=False)
+    monitor = guard.monitor("hi")
     verdict = asyncio.run(monitor.afeed("Hello! How can I help you today?"))
     assert not verdict.halted and monitor.released.startswith("Hello")
 
@@ -97,7 +97,7 @@ def test_stage2_reads_everything_before_it_is_released(guard, monkeypatch):
         return window_verdict(example, use_stage2=use_stage2)
 
     monkeypatch.setattr(guard, "window_verdict", spy)
-    monitor = guard.monitor("How do I bake a lemon cake?", recheck_chars=64)
+    monitor = guard.monitor("How do I bake a lemon cake?", recheck_chars=64, use_stage2=True)
     text = BENIGN * 3
     for released in _stream(monitor, text):
         assert len(released) <= monitor.checked_chars and (not released or checked)
@@ -109,7 +109,7 @@ def test_stage2_reads_everything_before_it_is_released(guard, monkeypatch):
 @given(st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=30))
 def test_incremental_score_matches_scoring_the_whole_text(guard, sizes):
     """However the response is cut into deltas, the incremental score is that of the whole prefix."""
-    monitor = guard.monitor("How do I make a bomb?", every_chars=1, recheck_chars=10**9, smoothing=1.0, use_stage2=False)
+    monitor = guard.monitor("How do I make a bomb?", every_chars=1, recheck_chars=10**9, smoothing=1.0)
     text, i = HARMFUL, 0
     for size in sizes:
         verdict = monitor.feed(text[i:i + size])
@@ -133,7 +133,7 @@ def test_checks_read_the_new_text_only(guard, monkeypatch):
 
     monkeypatch.setattr(Normalizer, "local", count_local)
     monkeypatch.setattr(Normalizer, "__call__", count_full)
-    monitor = guard.monitor("Summarise the meeting.", window_chars=300, recheck_chars=500, use_stage2=False)
+    monitor = guard.monitor("Summarise the meeting.", window_chars=300, recheck_chars=500)
     text = "The committee reviewed the budget and agreed to fund the new library wing. " * 100
     _stream(monitor, text, size=5)
     monitor.close()

@@ -188,18 +188,21 @@ class Guard:
     def window_verdict(self, example: Example, *, use_stage2: bool = True) -> Verdict:
         """The stream monitor's window check of an exchange, read through the full normaliser.
 
-        The output classifier scores it and, when the guard has stage 2 and `use_stage2`, so
-        does the cascade (stage 2 on stage 1's uncertain band): either one can halt, so the
-        higher score decides. Without an output classifier the cascade alone scores it.
+        The output classifier scores the exchange and, when the guard has stage 2 and
+        `use_stage2`, the input cascade (stage 2 on stage 1's uncertain band) scores the
+        response alone: read with the prompt, it flags refusals of harmful requests for the
+        prompt's sake. Either can halt, so the higher score decides. Without an output
+        classifier the cascade alone scores the exchange, as `check` does.
         """
-        texts = self.texts([example], "exchange")
-        verdicts = []
-        if self.output_stage is not None:
-            verdicts.append(self.verdict_of(self.output_scores(self.output_stage.decision_function(texts))[0], "output"))
-        if not verdicts or (use_stage2 and self.stage2 is not None):
-            scores, stages = self._cascade_scores(texts, "exchange", use_stage2)
-            verdicts.append(self.verdict_of(scores[0], stages[0]))
-        return max(verdicts, key=lambda v: v.score)
+        if self.output_stage is None:
+            scores, stages = self._cascade_scores(self.texts([example], "exchange"), "exchange", use_stage2)
+            return self.verdict_of(scores[0], stages[0])
+        logits = self.output_stage.decision_function(self.texts([example], "exchange"))
+        verdict = self.verdict_of(self.output_scores(logits)[0], "output")
+        if use_stage2 and self.stage2 is not None:
+            scores, stages = self._cascade_scores(self.texts([example], "output"), "output")
+            verdict = max(verdict, self.verdict_of(scores[0], stages[0]), key=lambda v: v.score)
+        return verdict
 
     def score_examples(self, examples: Sequence[Example], kind: Kind = "input") -> list[Verdict]:
         """One Verdict per example, scored as a batch."""

@@ -18,9 +18,11 @@ Two kinds of check, because the normaliser rewrites text non-locally:
 - Window checks, every `recheck_chars` characters and at the end: the conversation and the
   last `window_chars` of the response go through the full normaliser (ROT13 and Morse are
   decided on the whole text; hex and spaced-out letters span tokens), scored by the output
-  classifier and, when the guard has stage 2 and `use_stage2`, by the cascade as well
+  classifier and, with `use_stage2` and a guard that has stage 2, by the cascade as well
   (`Guard.window_verdict`). Their cost is bounded by the window and spread over
-  `recheck_chars` characters.
+  `recheck_chars` characters. Stage 2 is opt-in: the cascade was trained on requests, and
+  on held-out responses it halts benign answers far more often than the output classifier
+  (bench/RESULTS.md).
 
 Text disguised in a way that only the full normaliser undoes is caught up to
 `recheck_chars` characters later than plain text. With stage 2 in use the hold-back is
@@ -50,7 +52,7 @@ class StreamMonitor:
 
     def __init__(self, guard: Guard, messages: list[Message], *, every_chars: int = 48, hold_back: int = 0,
                  window_chars: int = 1500, recheck_chars: int = 512, smoothing: float = 0.6,
-                 use_stage2: bool = True) -> None:
+                 use_stage2: bool = False) -> None:
         if not 0 < smoothing <= 1:
             raise ValueError("smoothing must be in (0, 1]; 1 means no averaging")
         if recheck_chars < 1 or every_chars < 1:
