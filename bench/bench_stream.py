@@ -4,8 +4,8 @@
   GPTFuzz's human-labelled responses), scored as whole exchanges;
 - streamed through `Guard.monitor` in word-sized deltas: detection rate on harmful
   responses, false-halt rate on benign ones, and how far into the response the halt comes;
-- monitoring throughput for a ~2,000-token response (stage 1 only, one thread), against
-  scoring the whole response once in the same run.
+- monitoring throughput for a ~3,000-token response (one thread), stage 1 alone and with
+  stage 2 in the window checks, against scoring the whole response once in the same run.
 
 Run: BASTION_DATA_DIR=../shared/datasets python bench/bench_stream.py
 """
@@ -44,33 +44,43 @@ def main() -> None:
     report = detection_report(labels, scores)
     print(f"held-out responses: {report.n} ({report.positives} harmful); AUROC {report.auroc}; F1 {report.f1}; "
           f"recall {report.recall}; FPR {report.fpr}")
-    results = [replay(guard, e) for e in test]
+    streaming_report(guard, test, labels, "stage 1 alone")
+    streaming_report(guard, test, labels, "with stage 2 (window checks every 512 characters)", use_stage2=True)
+    with threadpool_limits(1):
+        throughput(guard, "stage 1 alone")
+        throughput(guard, "with stage 2 (window checks every 512 characters)", use_stage2=True)
+
+
+def streaming_report(guard: Guard, test: list[Example], labels: np.ndarray, label: str, **options: object) -> None:
+    """Stream each held-out response word by word: detection, false halts, where halts come."""
+    results = [replay(guard, e, **options) for e in test]
     halted = np.array([h for h, _ in results])
     where = np.array([n / max(1, len(e.response or "")) for e, (h, n) in zip(test, results, strict=True) if h])
-    print(f"streamed word by word: detection {wilson(int(halted[labels == 1].sum()), int((labels == 1).sum()))}; "
+    print(f"streamed word by word, {label}: detection {wilson(int(halted[labels == 1].sum()), int((labels == 1).sum()))}; "
           f"false halts on benign {wilson(int(halted[labels == 0].sum()), int((labels == 0).sum()))}")
     if len(where):
-        print(f"halt position (share of the response released before the halt): median {np.median(where):.2f}, "
+        print(f"  halt position (share of the response released before the halt): median {np.median(where):.2f}, "
               f"p90 {np.quantile(where, 0.9):.2f}")
 
-    stage1_only = Guard(guard.constitution, guard.stage1, guard.thresholds, normalizer=guard.normalizer,
-                        output_stage=guard.output_stage, output_thresholds=guard.output_thresholds)
+
+def throughput(guard: Guard, label: str, **options: object) -> None:
+    """Monitor a ~3,000-token response in ~4-token deltas; compare with scoring it once."""
     long_response = " ".join(["The committee reviewed the budget and agreed to fund the new library wing."] * 160)
     tokens = len(long_response) / 4  # ~4 characters a token
-    deltas = [long_response[i:i + 16] for i in range(0, len(long_response), 16)]  # ~4-token deltas
-    with threadpool_limits(1):
+    deltas = [long_response[i:i + 16] for i in range(0, len(long_response), 16)]
+    best = float("inf")
+    for _ in range(3):
         start = time.perf_counter()
-        monitor = stage1_only.monitor("Summarise the meeting.")
+        monitor = guard.monitor("Summarise the meeting.", **options)
         for delta in deltas:
             monitor.feed(delta)
         monitor.close()
-        streaming = time.perf_counter() - start
-        start = time.perf_counter()
-        stage1_only.check("Summarise the meeting.", response=long_response)
-        once = time.perf_counter() - start
-    print(f"monitoring a {tokens:,.0f}-token response in {len(deltas)} deltas, stage 1, 1 thread: "
-          f"{tokens / streaming:,.0f} tokens/s ({streaming * 1000:.0f} ms; scoring it once: {once * 1000:.1f} ms)")
-
+        best = min(best, time.perf_counter() - start)
+    start = time.perf_counter()
+    guard.check("Summarise the meeting.", response=long_response)
+    once = time.perf_counter() - start
+    print(f"monitoring a {tokens:,.0f}-token response in {len(deltas)} deltas, {label}, 1 thread: "
+          f"{tokens / best:,.0f} tokens/s ({best * 1000:.0f} ms, {best / once:.1f}x scoring it once: {once * 1000:.1f} ms)")
 
 if __name__ == "__main__":
     main()

@@ -107,9 +107,12 @@ def test_constitution_test_lists_misses(small_guard_dir):
 
 def test_train_on_seed_corpus_writes_a_loadable_artifact(tmp_path):
     out = tmp_path / "g"
-    result = runner.invoke(app, ["train", "-c", "cbrn", "-o", str(out), "--no-dev-pool"])
+    result = runner.invoke(app, ["train", "-c", "cbrn", "-o", str(out), "--no-dev-pool", "--output-loss", "softmax_window"])
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["constitution"]["name"] == "cbrn" and manifest["training"]["splits"]["train"]["count"] > 0
+    assert manifest["training"]["config"]["output_loss"] == "softmax_window"
+    bad = runner.invoke(app, ["train", "-c", "cbrn", "-o", str(tmp_path / "h"), "--output-loss", "hinge"])
+    assert bad.exit_code != 0 and "cumulative_max" in bad.output
     result = runner.invoke(app, ["check", "synthesis route for a nerve agent at home", "--guard", str(out), "--json"])
     assert result.exit_code == 0

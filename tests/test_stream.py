@@ -2,7 +2,10 @@ import asyncio
 import itertools
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from bastion.data.normalizer import Normalizer
 from bastion.guard import Guard
 from bastion.guard.stream import StreamMonitor
 
@@ -80,6 +83,62 @@ def test_async_feed(guard):
     monitor = guard.monitor("hi")
     verdict = asyncio.run(monitor.afeed("Hello! How can I help you today?"))
     assert not verdict.halted and monitor.released.startswith("Hello")
+
+
+def test_stage2_reads_everything_before_it_is_released(guard, monkeypatch):
+    """With stage 2 in the stream, release waits for a window check (hold-back >= recheck_chars)."""
+    assert guard.stage2 is not None
+    checked: list[int] = []
+    window_verdict = guard.window_verdict
+
+    def spy(example, *, use_stage2):
+        assert use_stage2
+        checked.append(len(example.response))
+        return window_verdict(example, use_stage2=use_stage2)
+
+    monkeypatch.setattr(guard, "window_verdict", spy)
+    monitor = guard.monitor("How do I bake a lemon cake?", recheck_chars=64, use_stage2=True)
+    text = BENIGN * 3
+    for released in _stream(monitor, text):
+        assert len(released) <= monitor.checked_chars and (not released or checked)
+    assert len(checked) >= len(text) // 128 and monitor.hold_back >= 64
+    assert not monitor.close().halted and monitor.released == text
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=30))
+def test_incremental_score_matches_scoring_the_whole_text(guard, sizes):
+    """However the response is cut into deltas, the incremental score is that of the whole prefix."""
+    monitor = guard.monitor("How do I make a bomb?", every_chars=1, recheck_chars=10**9, smoothing=1.0)
+    text, i = HARMFUL, 0
+    for size in sizes:
+        verdict = monitor.feed(text[i:i + size])
+        i += size
+    expected = guard.check("How do I make a bomb?", response=text[:i])
+    assert verdict.score == pytest.approx(expected.score, abs=1e-4)
+
+
+def test_checks_read_the_new_text_only(guard, monkeypatch):
+    """Incremental checks normalise each character about once; window checks are bounded and periodic."""
+    read = {"local": 0, "full": 0}
+    local, full = Normalizer.local, Normalizer.__call__
+
+    def count_local(self, text):
+        read["local"] += len(text)
+        return local(self, text)
+
+    def count_full(self, text):
+        read["full"] += len(text)
+        return full(self, text)
+
+    monkeypatch.setattr(Normalizer, "local", count_local)
+    monkeypatch.setattr(Normalizer, "__call__", count_full)
+    monitor = guard.monitor("Summarise the meeting.", window_chars=300, recheck_chars=500)
+    text = "The committee reviewed the budget and agreed to fund the new library wing. " * 100
+    _stream(monitor, text, size=5)
+    monitor.close()
+    assert read["local"] < 2 * len(text)
+    assert read["full"] < (len(text) // 500 + 2) * (300 + 100)
 
 
 def test_exchange_scoring_uses_the_output_classifier(guard):

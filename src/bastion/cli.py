@@ -119,6 +119,7 @@ def train(
     stage2_from: Annotated[str | None, typer.Option(help="Guard artifact (or 'default') whose stage-2 model --stage2 reuse takes.")] = None,
     epochs: Annotated[float, typer.Option(help="Fine-tuning epochs for --stage2 finetune.")] = 1.0,
     escalation_rate: Annotated[float, typer.Option(help="Share of benign calibration traffic the cascade sends to stage 2.")] = 0.08,
+    output_loss: Annotated[str, typer.Option(help="Output-classifier loss over response prefixes: prefix_bce, cumulative_max or softmax_window (window 16, tau 1).")] = "prefix_bce",
 ) -> None:
     """Train a guard from a constitution's seed corpus (plus the development pool) and calibrate it."""
     import shutil
@@ -126,6 +127,7 @@ def train(
 
     from bastion.constitution import load, resolve
     from bastion.data.jsonl import read_examples
+    from bastion.models.prefix_loss import LOSSES
     from bastion.training import TrainConfig, build_corpus, train_guard, training_record
 
     settings = Settings()
@@ -133,8 +135,10 @@ def train(
     text = resolve(constitution).read_text(encoding="utf-8")
     if stage2 not in ("none", "embed", "finetune", "reuse"):
         raise BastionError(f"--stage2 must be none, embed, finetune or reuse, not {stage2!r}")
+    if output_loss not in LOSSES:
+        raise BastionError(f"--output-loss must be one of {', '.join(LOSSES)}, not {output_loss!r}")
     config = TrainConfig(seed=seed, use_dev_pool=dev_pool, stage2=stage2, stage2_from=stage2_from, stage2_epochs=epochs,
-                         escalation_rate=escalation_rate)  # type: ignore[arg-type]
+                         escalation_rate=escalation_rate, output_loss=output_loss)  # type: ignore[arg-type]
     workdir = output.resolve().parent / f".{output.name}.stage2-work"
     started = time.perf_counter()
     with err.status("building corpus") as status:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
 
 from bastion.constitution import Constitution
@@ -36,6 +37,7 @@ from bastion.models.cascade import fit_cascade
 from bastion.models.encoder_stage import ENCODER_FILE, MODEL_FILE, TOKENIZER_FILE, EncoderStage
 from bastion.models.features import NgramHasher
 from bastion.models.linear import ANY, MISSING, NgramLinearClassifier, fit_heads
+from bastion.models.prefix_loss import OutputLoss, fit_sequence_head
 
 Progress = Callable[[str], None]
 EMBED_MAX_TOKENS, EMBED_HEAD_TOKENS = 256, 64
@@ -61,6 +63,8 @@ class TrainConfig(BaseModel):
     stage2_from: str | None = Field(default=None, description="Guard artifact whose stage-2 model `reuse` takes.")
     stage2_epochs: float = Field(default=1.0, gt=0)
     output_classifier: bool = Field(default=True, description="Also train the exchange (output) classifier.")
+    output_loss: OutputLoss = Field(default="prefix_bce", description="How a response's prefixes share the output "
+                                    "classifier's loss: prefix_bce, cumulative_max or softmax_window (M=16, tau=1).")
     seed_response_weight: float = Field(default=5.0, gt=0, description="Weight of our response seeds beside GPTFuzz's.")
     escalation_rate: float = Field(default=0.08, gt=0, lt=1, description="Share of benign traffic the cascade escalates.")
 
@@ -280,12 +284,16 @@ def train_output_stage(constitution: Constitution, data_dir: Path | None, config
     present = {c for e in train if e.label == 1 for c in e.categories}
     heads = [ANY, *(c.id for c in constitution.restricted if not c.input_only and c.id in present)]
     normalizer = Normalizer()
-    progress(f"training the output classifier on {len(train)} response prefixes")
+    progress(f"training the output classifier on {len(train)} response prefixes ({config.output_loss})")
     model = NgramLinearClassifier(heads, hasher=NgramHasher(n_features=config.n_features), C=config.C, seed=config.seed)
     # Our seeds are few beside GPTFuzz's thousands of replies to 100 questions; weighting them
     # up keeps the classifier about harm in general rather than about those questions.
-    weights = np.array([config.seed_response_weight if e.source.startswith("seed_") else 1.0 for e in train])
-    model.fit([normalizer(render(e, "exchange")) for e in train], targets_for(train, heads), sample_weight=weights)
+    responses = splits["train"]
+    weights = np.array([config.seed_response_weight if e.source.startswith("seed_") else 1.0 for e in responses])
+    owner = np.array([e.id.rsplit("@", 1)[0] for e in train])
+    sequences = np.concatenate(([0], np.cumsum(owner[1:] != owner[:-1])))  # prefixes come in response order
+    features = model.features([normalizer(render(e, "exchange")) for e in train])
+    model.set_weights(*fit_output_heads(features, sequences, targets_for(responses, heads), weights, config))
     benign = [e for e in splits["calibration"] if e.label == 0]
     benign_prefixes = prefixes(benign)
     logits = model.decision_function([normalizer(render(e, "exchange")) for e in benign_prefixes])
@@ -295,6 +303,20 @@ def train_output_stage(constitution: Constitution, data_dir: Path | None, config
     record = {"records": len(records), "sources": dict(Counter(e.source for e in records)),
               "splits": {s: len(rows) for s, rows in splits.items()}}
     return model, thresholds, record
+
+
+def fit_output_heads(features: sp.csr_matrix, sequences: np.ndarray, targets: np.ndarray, weights: np.ndarray,
+                     config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """One head at a time with `config.output_loss`; responses with a MISSING target sit that head out."""
+    coef = np.zeros((targets.shape[1], features.shape[1]), dtype=np.float32)
+    intercept = np.zeros(targets.shape[1], dtype=np.float32)
+    for k in range(targets.shape[1]):
+        known = targets[:, k] != MISSING
+        rows = known[sequences]
+        renumbered = np.cumsum(known) - 1  # known responses numbered 0.. in order
+        coef[k], intercept[k] = fit_sequence_head(features[rows], renumbered[sequences[rows]], targets[known, k],
+                                                  loss=config.output_loss, C=config.C, sample_weight=weights[known])
+    return coef, intercept
 
 
 def training_record(corpus: Corpus, config: TrainConfig) -> dict[str, Any]:

@@ -6,6 +6,12 @@ input and bounded: decoding runs at most `max_depth` rounds, only on segments up
 the text beyond the original length), so there are no decode bombs or quadratic blow-ups.
 Steps that cannot be undone reliably (Caesar shifts other than 13, paraphrase, payload
 splitting) are left to the classifiers and to the held-out evaluation.
+
+`Normalizer.local` runs only the steps that read one whitespace-separated token at a time,
+so a streamed text normalised piece by piece (cut at whitespace) equals the text normalised
+whole; the stream monitor's incremental path relies on that. What reads across tokens
+(spaced-out letters, hex with separators, and Morse and ROT13, which are decided on the word
+statistics of the whole text) is left to the full normaliser.
 """
 
 from __future__ import annotations
@@ -123,11 +129,11 @@ def _deleet(text: str) -> str:
     return _LEET_TOKEN.sub(lambda m: _deleet_token(m.group()), text)
 
 
-def _canonical_characters(text: str) -> str:
+def _canonical_characters(text: str, whole_text: bool) -> str:
     """NFKC, no invisible characters, lookalike letters folded onto Latin, letters de-spaced."""
     text = _ZERO_WIDTH.sub("", unicodedata.normalize("NFKC", text))
     text = _CONFUSABLE_TOKEN.sub(lambda m: _fold_token(m.group()), text)
-    return _SPACED.sub(lambda m: m.group().replace(" ", ""), text)
+    return _SPACED.sub(lambda m: m.group().replace(" ", ""), text) if whole_text else text
 
 
 @dataclass(frozen=True)
@@ -143,17 +149,24 @@ class Normalizer:
     casefold: bool = True
 
     def __call__(self, text: str) -> str:
-        text = _canonical_characters(text)
+        return self._normalise(text, whole_text=True)
+
+    def local(self, text: str) -> str:
+        """Only the token-local steps: normalising text cut at whitespace piece by piece gives the same."""
+        return self._normalise(text, whole_text=False)
+
+    def _normalise(self, text: str, whole_text: bool) -> str:
+        text = _canonical_characters(text, whole_text)
         for _ in range(self.max_depth):
-            decoded = self._decode_once(text)
+            decoded = self._decode_once(text, whole_text)
             if decoded == text:
                 break
-            text = _canonical_characters(decoded)
+            text = _canonical_characters(decoded, whole_text)
         text = _deleet(text)
         text = " ".join(text.split())
         return text.casefold() if self.casefold else text
 
-    def _decode_once(self, text: str) -> str:
+    def _decode_once(self, text: str, whole_text: bool) -> str:
         limit = self.max_segment_chars
 
         def sub(pattern: re.Pattern[str], decode: object, source: str) -> str:
@@ -167,6 +180,8 @@ class Normalizer:
         if "%" in text:
             text = sub(_URL, lambda s: _readable(unquote(s).encode("utf-8", "surrogatepass")), text)
         text = sub(_BASE64, _decode_base64, text)
+        if not whole_text:
+            return text
         text = sub(_HEX, _decode_hex, text)
         morse = _decode_morse(text) if len(text) <= limit else None
         if morse is not None:

@@ -4,7 +4,8 @@ Sources: our response seeds (compliance skeletons with placeholders, refusals, b
 answers in the same scaffolds, disguised compliance) and, when the development pool is
 present, GPTFuzz's human-labelled model responses. The output classifier is trained on
 prefixes of each response, every prefix labelled with the full response's label, so that
-it learns to predict from the first words whether the response is turning harmful.
+it learns to predict from the first words whether the response is turning harmful; how the
+prefixes of one response share the loss is `bastion.models.prefix_loss`.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
 from bastion.data.records import Example
 from bastion.errors import DataUnavailableError
 
-PREFIX_FRACTIONS = (0.15, 0.35, 0.6, 1.0)
+PREFIX_WORDS = 16  # about the stream monitor's check cadence
+MAX_PREFIXES = 24
 
 
 def load_response_seeds(constitution_name: str) -> Iterator[Example]:
@@ -45,16 +49,15 @@ def load_gptfuzz_responses(data_dir: Path | None) -> Iterator[Example]:
                               response=row["Response"], label=int(row["label"]), source="gptfuzz_responses")
 
 
-def prefixes(examples: Sequence[Example], fractions: Sequence[float] = PREFIX_FRACTIONS) -> list[Example]:
-    """Prefixes of each response at word boundaries, each with the full response's label."""
+def prefixes(examples: Sequence[Example], every_words: int = PREFIX_WORDS, most: int = MAX_PREFIXES) -> list[Example]:
+    """Prefixes of each response at word boundaries, every `every_words` words (at most `most`,
+    evenly spaced, for long responses) and the whole response, in order, each with the full
+    response's label. Ids are `{response id}@{words}`."""
     out = []
     for example in examples:
         words = (example.response or "").split(" ")
-        seen = set()
-        for fraction in fractions:
-            cut = max(1, round(len(words) * fraction))
-            if cut in seen:
-                continue
-            seen.add(cut)
-            out.append(example.model_copy(update={"response": " ".join(words[:cut]), "id": f"{example.id}@{cut}"}))
+        cuts = sorted({min(len(words), c) for c in range(every_words, len(words) + every_words, every_words)})
+        if len(cuts) > most:
+            cuts = sorted({cuts[round(i)] for i in np.linspace(0, len(cuts) - 1, most)})
+        out += [example.model_copy(update={"response": " ".join(words[:cut]), "id": f"{example.id}@{cut}"}) for cut in cuts]
     return out

@@ -153,13 +153,17 @@ class Guard:
         """
         if not examples:
             return np.zeros((0, len(self.stage1.heads)), dtype=np.float32), []
-        if kind != "input" and self.output_stage is not None and self.output_thresholds is not None:
-            return self._output_scores(examples, kind, self.output_stage, self.output_thresholds), ["output"] * len(examples)
         texts = self.texts(examples, kind)
+        if kind != "input" and self.output_stage is not None:
+            return self.output_scores(self.output_stage.decision_function(texts)), ["output"] * len(texts)
+        return self._cascade_scores(texts, kind)
+
+    def _cascade_scores(self, texts: Sequence[str], kind: Kind, use_stage2: bool = True) -> tuple[np.ndarray, list[str]]:
+        """Stage 1, and stage 2 on its uncertain band (when the guard has one and `use_stage2`)."""
         stage1 = self.stage1.decision_function(texts)
         scores = calibrated_scores(stage1, self.thresholds)
         stages = ["stage1"] * len(texts)
-        if self.stage2 is not None and self.cascade is not None:
+        if use_stage2 and self.stage2 is not None and self.cascade is not None:
             escalated = np.flatnonzero(self.cascade.escalate(stage1[:, 0]))
             if len(escalated):
                 stage2 = self.stage2.decision_function([texts[i] for i in escalated])
@@ -171,18 +175,34 @@ class Guard:
             scores[:, ~self._output_heads] = 0.0
         return scores, stages
 
-    def _output_scores(self, examples: Sequence[Example], kind: Kind, stage: NgramLinearClassifier,
-                       thresholds: np.ndarray) -> np.ndarray:
-        """Exchange-classifier scores, laid out on the input heads (input-only heads at 0)."""
-        return self.output_scores_of_texts(self.texts(examples, kind), stage, thresholds)
-
-    def output_scores_of_texts(self, texts: Sequence[str], stage: NgramLinearClassifier, thresholds: np.ndarray) -> np.ndarray:
-        """Output-classifier scores of already rendered, normalised texts (the stream monitor's hot path)."""
-        scores = calibrated_scores(stage.decision_function(texts), thresholds)
-        out = np.zeros((len(texts), len(self.stage1.heads)), dtype=np.float32)
-        for k, head in enumerate(stage.heads):
+    def output_scores(self, logits: np.ndarray) -> np.ndarray:
+        """Output-classifier logits as calibrated scores on the input heads (input-only heads at 0)."""
+        if self.output_stage is None or self.output_thresholds is None:
+            raise ValueError("this guard has no output classifier")
+        scores = calibrated_scores(np.atleast_2d(logits), self.output_thresholds)
+        out = np.zeros((len(scores), len(self.stage1.heads)), dtype=np.float32)
+        for k, head in enumerate(self.output_stage.heads):
             out[:, self.stage1.heads.index(head)] = scores[:, k]
         return out
+
+    def window_verdict(self, example: Example, *, use_stage2: bool = True) -> Verdict:
+        """The stream monitor's window check of an exchange, read through the full normaliser.
+
+        The output classifier scores the exchange and, when the guard has stage 2 and
+        `use_stage2`, the input cascade (stage 2 on stage 1's uncertain band) scores the
+        response alone: read with the prompt, it flags refusals of harmful requests for the
+        prompt's sake. Either can halt, so the higher score decides. Without an output
+        classifier the cascade alone scores the exchange, as `check` does.
+        """
+        if self.output_stage is None:
+            scores, stages = self._cascade_scores(self.texts([example], "exchange"), "exchange", use_stage2)
+            return self.verdict_of(scores[0], stages[0])
+        logits = self.output_stage.decision_function(self.texts([example], "exchange"))
+        verdict = self.verdict_of(self.output_scores(logits)[0], "output")
+        if use_stage2 and self.stage2 is not None:
+            scores, stages = self._cascade_scores(self.texts([example], "output"), "output")
+            verdict = max(verdict, self.verdict_of(scores[0], stages[0]), key=lambda v: v.score)
+        return verdict
 
     def score_examples(self, examples: Sequence[Example], kind: Kind = "input") -> list[Verdict]:
         """One Verdict per example, scored as a batch."""
@@ -205,12 +225,13 @@ class Guard:
     async def acheck(self, messages: MessagesLike, response: str | None = None) -> Verdict:
         return await asyncio.to_thread(self.check, messages, response)
 
-    def monitor(self, messages: MessagesLike, *, every_chars: int = 48, hold_back: int = 0,
-                window_chars: int = 1500, smoothing: float = 0.6) -> StreamMonitor:
-        """A monitor for the response to `messages`: `feed(delta) -> Verdict`, `released`, `close()`."""
-        conversation = _as_example(messages, None).conversation()
-        return StreamMonitor(self, conversation, every_chars=every_chars, hold_back=hold_back,
-                             window_chars=window_chars, smoothing=smoothing)
+    def monitor(self, messages: MessagesLike, **options: Any) -> StreamMonitor:
+        """A monitor for the response to `messages`: `feed(delta) -> Verdict`, `released`, `close()`.
+
+        `options` are StreamMonitor's: every_chars, hold_back, window_chars, recheck_chars,
+        smoothing, use_stage2.
+        """
+        return StreamMonitor(self, _as_example(messages, None).conversation(), **options)
 
     @property
     def refusal_message(self) -> str:

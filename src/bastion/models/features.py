@@ -21,8 +21,10 @@ import scipy.sparse as sp
 
 _BASE = np.uint64(0x100000001B3)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_ASCII_WORD = np.array([chr(c).isascii() and (chr(c).isalnum() or chr(c) == "_") for c in range(128)])
+_NON_ASCII_SPACES = np.array([0xA0, 0x3000, 0x2028, 0x2029], dtype=np.uint64)
 _SEPARATOR = 0  # code point joining texts; never part of a feature
-_MAX_WORD = 32  # longer words are hashed on their last 32 characters
+MAX_WORD = 32  # longer words are hashed on their last 32 characters
 
 
 def _mix(values: np.ndarray) -> np.ndarray:
@@ -37,11 +39,46 @@ def _mix(values: np.ndarray) -> np.ndarray:
 
 def _word_char_mask(codes: np.ndarray) -> np.ndarray:
     """Letters, digits and underscore; every non-ASCII code point except a few spaces."""
-    ascii_word = np.zeros(128, dtype=bool)
-    for ch in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_":
-        ascii_word[ord(ch)] = True
-    mask = np.where(codes < 128, ascii_word[np.minimum(codes, 127)], True)
-    return mask & ~np.isin(codes, (0xA0, 0x3000, 0x2028, 0x2029))
+    if not len(codes) or codes.max() < 128:  # the common case, without the non-ASCII checks
+        return _ASCII_WORD[codes]
+    mask = np.where(codes < 128, _ASCII_WORD[np.minimum(codes, 127)], True)
+    return mask & ~np.isin(codes, _NON_ASCII_SPACES)
+
+
+def codes_of(text: str) -> np.ndarray:
+    """Code points of `text` as uint64, the type all hashing runs on."""
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+
+
+def word_hashes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hash, start and end of every word (maximal run of word characters) in `codes`.
+
+    A word's hash sums a per-character hash of (code point, offset in the word), so one
+    cumulative sum yields every word's hash by subtraction. Only a word's last `MAX_WORD`
+    characters count, which also bounds what an incremental hasher keeps of a word.
+    """
+    mask = _word_char_mask(codes)
+    edges = np.diff(np.concatenate(([False], mask, [False])).astype(np.int8))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    hashed_from = np.maximum(starts, ends - MAX_WORD)
+    word_start = np.zeros(len(codes), dtype=np.int64)
+    word_start[hashed_from] = hashed_from
+    offsets = np.arange(len(codes)) - np.maximum.accumulate(word_start)
+    with np.errstate(over="ignore"):
+        per_char = _mix(codes ^ (offsets.astype(np.uint64) << np.uint64(32)))
+        cumulative = np.concatenate(([np.uint64(0)], np.cumsum(per_char, dtype=np.uint64)))
+        return cumulative[ends] - cumulative[hashed_from], starts, ends
+
+
+def word_ngram_hashes(words: np.ndarray, n: int) -> np.ndarray:
+    """Hash of every run of `n` consecutive words; entry i starts at words[i]."""
+    if len(words) < n:
+        return np.zeros(0, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        gram = words[: len(words) - n + 1].copy()
+        for k in range(1, n):
+            gram = gram * _BASE + words[k: len(words) - n + 1 + k]
+        return gram ^ np.uint64(0x5BD1E995 * n)
 
 
 @dataclass(frozen=True)
@@ -63,64 +100,54 @@ class NgramHasher:
 
     def _hashes(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(row, hash) for every n-gram in the batch."""
-        joined = "\x00".join(texts)
-        codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+        codes = codes_of("\x00".join(texts))
         doc = np.cumsum(codes == _SEPARATOR)
-        rows, hashes = [], []
+        starts, lengths, char_grams = self.char_ngram_hashes(codes)
+        valid = (doc[starts] == doc[starts + lengths - 1]) & (codes[starts] != _SEPARATOR)
+        rows, hashes = [doc[starts][valid]], [char_grams[valid]]
+        words, word_starts, _ = word_hashes(codes)
+        word_docs = doc[word_starts]
+        for n in range(self.word_ngrams[0], self.word_ngrams[1] + 1):
+            gram = word_ngram_hashes(words, n)
+            valid = word_docs[: len(gram)] == word_docs[n - 1:]
+            rows.append(word_docs[: len(gram)][valid])
+            hashes.append(gram[valid])
+        return np.concatenate(rows), np.concatenate(hashes)
+
+    def char_ngram_hashes(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(start, length, hash) of every character n-gram of `codes`."""
+        starts, lengths, hashes = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.uint64)]
         with np.errstate(over="ignore"):
             rolling = codes.copy()
             for n in range(2, self.char_ngrams[1] + 1):  # rolling[i] = hash of codes[i:i+n]
                 rolling = rolling[:-1] * _BASE + codes[n - 1:]
                 if n >= self.char_ngrams[0]:
-                    valid = (doc[:len(rolling)] == doc[n - 1:]) & (codes[:len(rolling)] != _SEPARATOR)
-                    rows.append(doc[:len(rolling)][valid])
-                    hashes.append(rolling[valid] + np.uint64(n))
-            words, word_docs = self._word_hashes(codes, doc)
-            for n in range(self.word_ngrams[0], self.word_ngrams[1] + 1):
-                if len(words) < n:
-                    continue
-                gram = words[: len(words) - n + 1].copy()
-                for k in range(1, n):
-                    gram = gram * _BASE + words[k: len(words) - n + 1 + k]
-                valid = word_docs[: len(gram)] == word_docs[n - 1:]
-                rows.append(word_docs[: len(gram)][valid])
-                hashes.append(gram[valid] ^ np.uint64(0x5BD1E995 * n))
-        return np.concatenate(rows), np.concatenate(hashes)
+                    starts.append(np.arange(len(rolling)))
+                    lengths.append(np.full(len(rolling), n))
+                    hashes.append(rolling + np.uint64(n))
+        return np.concatenate(starts), np.concatenate(lengths), np.concatenate(hashes)
 
-    @staticmethod
-    def _word_hashes(codes: np.ndarray, doc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Hash of every word (maximal run of word characters) and the row it is in.
-
-        A word's hash sums a per-character hash of (code point, offset in the word), so one
-        cumulative sum over the batch yields every word's hash by subtraction.
-        """
-        mask = _word_char_mask(codes)
-        edges = np.diff(np.concatenate(([False], mask, [False])).astype(np.int8))
-        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-        starts = np.maximum(starts, ends - _MAX_WORD)
-        word_start = np.zeros(len(codes), dtype=np.int64)
-        word_start[starts] = starts
-        offsets = np.arange(len(codes)) - np.maximum.accumulate(word_start)
+    def columns(self, hashes: np.ndarray) -> np.ndarray:
+        """Feature column of each hash: Fibonacci hashing, the top bits of h * golden ratio."""
         with np.errstate(over="ignore"):
-            per_char = _mix(codes ^ (offsets.astype(np.uint64) << np.uint64(32)))
-            cumulative = np.concatenate(([np.uint64(0)], np.cumsum(per_char, dtype=np.uint64)))
-            words = cumulative[ends] - cumulative[starts]
-        return words, doc[starts]
+            return ((hashes * _GOLDEN) >> np.uint64(64 - self._bits)).astype(np.int64)
+
+    def value(self, counts: np.ndarray) -> np.ndarray:
+        """Feature value of an n-gram count, before L2 normalisation."""
+        return np.log1p(counts) if self.sublinear_tf else counts
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         if not texts:
             return sp.csr_matrix((0, self.n_features), dtype=np.float32)
         rows, hashes = self._hashes(texts)
-        with np.errstate(over="ignore"):  # Fibonacci hashing: the top bits of h * golden ratio
-            columns = ((hashes * _GOLDEN) >> np.uint64(64 - self._bits)).astype(np.int64)
-        data = np.ones(len(rows), dtype=np.float32)
-        matrix = sp.csr_matrix((data, (rows.astype(np.int64), columns)), shape=(len(texts), self.n_features))
-        matrix.sum_duplicates()
-        if self.sublinear_tf:
-            np.log1p(matrix.data, out=matrix.data)
-        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+        # One sort of (row, column) keys gives the counts and the CSR layout at once.
+        keys, counts = np.unique(rows.astype(np.int64) * self.n_features + self.columns(hashes), return_counts=True)
+        row, column = np.divmod(keys, self.n_features)
+        values = self.value(counts.astype(np.float64))
+        norms = np.sqrt(np.bincount(row, weights=values * values, minlength=len(texts)))
         norms[norms == 0] = 1.0
-        return sp.csr_matrix(sp.diags(1.0 / norms).astype(np.float32) @ matrix)
+        indptr = np.searchsorted(row, np.arange(len(texts) + 1))
+        return sp.csr_matrix(((values / norms[row]).astype(np.float32), column, indptr), shape=(len(texts), self.n_features))
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from bastion.errors import NotFittedError
 from bastion.models.features import NgramHasher
+from bastion.models.incremental import IncrementalNgrams
 
 ANY = "any"
 MISSING = -1
@@ -64,13 +65,19 @@ class NgramLinearClassifier:
 
     def decision_function(self, texts: Sequence[str]) -> np.ndarray:
         """Logits shaped (n_texts, n_heads)."""
+        return np.asarray(self.features(texts) @ self._weights_by_feature()) + self.intercept_
+
+    def stream(self) -> IncrementalNgrams:
+        """Scores of a growing text, each update costing time proportional to the added text."""
+        return IncrementalNgrams(self.hasher, self._weights_by_feature(), self.intercept_)
+
+    def _weights_by_feature(self) -> np.ndarray:
+        """(features, heads), C-contiguous: sparse @ dense then needs no copy of the weights."""
         if not hasattr(self, "coef_"):
             raise NotFittedError("this NgramLinearClassifier is not fitted yet; call fit() first")
-        features = self.features(texts)
-        if getattr(self, "_coef_by_feature", None) is None or self._coef_by_feature.shape[1] != len(self.heads):
-            # (features, heads), C-contiguous: sparse @ dense then needs no copy of the weights
+        if self._coef_by_feature is None:
             self._coef_by_feature = np.ascontiguousarray(self.coef_.T)
-        return np.asarray(features @ self._coef_by_feature) + self.intercept_
+        return self._coef_by_feature
 
 
 def fit_heads(features: sp.spmatrix | np.ndarray, targets: np.ndarray, heads: Sequence[str], *, C: float,
