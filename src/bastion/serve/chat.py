@@ -93,9 +93,7 @@ class ChatProxy:
     # -- output --------------------------------------------------------------------------
 
     def monitor(self) -> StreamMonitor:
-        settings = self.service.config.stream
-        return self.service.guard.monitor(self.conversation, every_chars=settings.every_chars,
-                                          hold_back=settings.hold_back)
+        return self.service.guard.monitor(self.conversation, **self.service.config.stream.model_dump())
 
     async def check_text(self, text: str) -> tuple[Decision, str]:
         """Score a complete answer; returns the decision and the text that may be shown."""

@@ -59,8 +59,10 @@ class StreamSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    every_chars: int = Field(default=48, gt=0)
+    every_chars: int = Field(default=48, gt=0, description="Check at least every this many characters (and at sentence ends).")
     hold_back: int = Field(default=0, ge=0, description="Characters kept back so flagged text is never shown.")
+    recheck_chars: int = Field(default=512, gt=0, description="Re-read the recent window through the full normaliser this often.")
+    use_stage2: bool = Field(default=False, description="Add the stage-2 cascade to window checks (more recall, more false halts).")
 
 
 class ServeConfig(BaseSettings):
