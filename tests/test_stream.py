@@ -114,6 +114,8 @@ def test_incremental_score_matches_scoring_the_whole_text(guard, sizes):
     for size in sizes:
         verdict = monitor.feed(text[i:i + size])
         i += size
+        if verdict.halted:  # a halted monitor reads nothing more: compare at the halt
+            break
     expected = guard.check("How do I make a bomb?", response=text[:i])
     assert verdict.score == pytest.approx(expected.score, abs=1e-4)
 
