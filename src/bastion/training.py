@@ -66,6 +66,8 @@ class TrainConfig(BaseModel):
     output_loss: OutputLoss = Field(default="prefix_bce", description="How a response's prefixes share the output "
                                     "classifier's loss: prefix_bce, cumulative_max or softmax_window (M=16, tau=1).")
     seed_response_weight: float = Field(default=5.0, gt=0, description="Weight of our response seeds beside GPTFuzz's.")
+    hh_weak_weight: float = Field(default=0.0, ge=0, description="Weight of HH-RLHF preference pairs as weak output "
+                                  "labels (rejected = harmful); 0 leaves them out.")
     escalation_rate: float = Field(default=0.08, gt=0, lt=1, description="Share of benign traffic the cascade escalates.")
 
 
@@ -260,13 +262,14 @@ def train_output_stage(constitution: Constitution, data_dir: Path | None, config
     """The exchange (output) classifier: stage-1 features over prompt + response prefixes.
 
     Trained on the constitution's response seeds, the user's `extra` response records and,
-    for the `general` constitution, GPTFuzz's labelled responses from the development pool.
+    for the `general` constitution, GPTFuzz's labelled responses from the development pool
+    (plus HH-RLHF pairs as weak labels when `hh_weak_weight` > 0).
 
     Thresholds are set so that at most the target share of benign *responses* is halted at
     any of their prefixes, which is what a user of a streamed answer experiences.
     """
     from bastion.data.normalizer import Normalizer
-    from bastion.data.responses import load_gptfuzz_responses, load_response_seeds, prefixes
+    from bastion.data.responses import load_gptfuzz_responses, load_hh_responses, load_response_seeds, prefixes
 
     manifest = manifest or load_manifest()
     records = list(load_response_seeds(constitution.name)) + list(extra)
@@ -275,6 +278,11 @@ def train_output_stage(constitution: Constitution, data_dir: Path | None, config
             records += list(load_gptfuzz_responses(data_dir))
         except DataUnavailableError as exc:
             progress(f"output classifier without GPTFuzz responses: {exc}")
+        if config.hh_weak_weight > 0:
+            try:
+                records += list(load_hh_responses(data_dir))
+            except DataUnavailableError as exc:
+                progress(f"output classifier without HH-RLHF weak labels: {exc}")
     if not records:
         raise DataUnavailableError(f"no response records for constitution {constitution.name!r}")
     splits = assign_splits(assign_groups(records), manifest)
@@ -289,7 +297,9 @@ def train_output_stage(constitution: Constitution, data_dir: Path | None, config
     # Our seeds are few beside GPTFuzz's thousands of replies to 100 questions; weighting them
     # up keeps the classifier about harm in general rather than about those questions.
     responses = splits["train"]
-    weights = np.array([config.seed_response_weight if e.source.startswith("seed_") else 1.0 for e in responses])
+    source_weight = {"hh_rlhf_weak": config.hh_weak_weight}
+    weights = np.array([config.seed_response_weight if e.source.startswith("seed_") else source_weight.get(e.source, 1.0)
+                        for e in responses])
     owner = np.array([e.id.rsplit("@", 1)[0] for e in train])
     sequences = np.concatenate(([0], np.cumsum(owner[1:] != owner[:-1])))  # prefixes come in response order
     features = model.features([normalizer(render(e, "exchange")) for e in train])

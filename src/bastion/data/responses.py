@@ -2,7 +2,9 @@
 
 Sources: our response seeds (compliance skeletons with placeholders, refusals, benign
 answers in the same scaffolds, disguised compliance) and, when the development pool is
-present, GPTFuzz's human-labelled model responses. The output classifier is trained on
+present, GPTFuzz's human-labelled model responses and, optionally, Anthropic's HH-RLHF
+harmless-base preference pairs as weak labels (the rejected reply of each red-team
+conversation counts as harmful, the chosen one as benign: noisy, so it is down-weighted). The output classifier is trained on
 prefixes of each response, every prefix labelled with the full response's label, so that
 it learns to predict from the first words whether the response is turning harmful; how the
 prefixes of one response share the loss is `bastion.models.prefix_loss`.
@@ -11,14 +13,16 @@ prefixes of one response share the loss is `bastion.models.prefix_loss`.
 from __future__ import annotations
 
 import csv
+import gzip
 import json
+import re
 from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from bastion.data.records import Example
+from bastion.data.records import Example, Message
 from bastion.errors import DataUnavailableError
 
 PREFIX_WORDS = 16  # about the stream monitor's check cadence
@@ -47,6 +51,33 @@ def load_gptfuzz_responses(data_dir: Path | None) -> Iterator[Example]:
             for i, row in enumerate(csv.DictReader(handle)):
                 yield Example(id=f"gptfuzz_response:{split}:{i}", prompt=questions.get(row["question"], row["question"]),
                               response=row["Response"], label=int(row["label"]), source="gptfuzz_responses")
+
+
+_TURN = re.compile(r"\n\n(Human|Assistant): ")
+
+
+def _transcript(text: str) -> tuple[list[Message], str]:
+    """An HH transcript as (conversation before the last assistant turn, that turn's text)."""
+    parts = _TURN.split(text)[1:]
+    turns = [Message(role="user" if who == "Human" else "assistant", content=said.strip())
+             for who, said in zip(parts[::2], parts[1::2], strict=True)]
+    return turns[:-1], turns[-1].content
+
+
+def load_hh_responses(data_dir: Path | None) -> Iterator[Example]:
+    """HH-RLHF harmless-base test pairs whose final replies differ: rejected 1, chosen 0 (weak labels)."""
+    path = data_dir / "hh_rlhf_harmless_test/harmless-base_test.jsonl.gz" if data_dir else None
+    if path is None or not path.is_file():
+        raise DataUnavailableError("hh_rlhf_harmless_test/ is not under the data directory; set BASTION_DATA_DIR")
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        for i, line in enumerate(handle):
+            row = json.loads(line)
+            (messages, chosen), (_, rejected) = _transcript(row["chosen"]), _transcript(row["rejected"])
+            if chosen == rejected or not messages or messages[-1].role != "user":
+                continue
+            for label, reply in ((0, chosen), (1, rejected)):
+                yield Example(id=f"hh_response:{i}:{label}", messages=messages, response=reply, label=label,
+                              source="hh_rlhf_weak")
 
 
 def prefixes(examples: Sequence[Example], every_words: int = PREFIX_WORDS, most: int = MAX_PREFIXES) -> list[Example]:
