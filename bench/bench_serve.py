@@ -11,7 +11,7 @@ httpx client in this process, against calling the canned upstream directly in th
 - crash test: 10,000 requests, the server killed with SIGKILL once midway and restarted;
   every response a client received must have its audit row.
 
-Run: python bench/bench_serve.py [--requests 10000]
+Run: python bench/bench_serve.py [--requests 10000] [--workers 1]
 """
 
 from __future__ import annotations
@@ -52,10 +52,10 @@ def start(command: list[str], url: str, env: dict[str, str] | None = None) -> su
     raise RuntimeError(f"{command[:3]} did not start")
 
 
-def start_bastion(port: int, upstream: str, audit_url: str) -> subprocess.Popen[bytes]:
+def start_bastion(port: int, upstream: str, audit_url: str, workers: int) -> subprocess.Popen[bytes]:
     env = {"BASTION_SERVE_AUDIT__URL": audit_url, "BASTION_SERVE_AUDIT__RETENTION_DAYS": "30"}
-    return start([sys.executable, "-m", "bastion", "serve", "--upstream", upstream, "--port", str(port)],
-                 f"http://127.0.0.1:{port}/healthz", env)
+    return start([sys.executable, "-m", "bastion", "serve", "--upstream", upstream, "--port", str(port),
+                  "--workers", str(workers)], f"http://127.0.0.1:{port}/healthz", env)
 
 
 def body(i: int, stream: bool) -> dict:
@@ -144,15 +144,16 @@ async def crash_test(base: str, n: int, kill_at: int, restart: callable, concurr
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=10_000, help="requests in the crash test")
+    parser.add_argument("--workers", type=int, default=1, help="bastion serve --workers")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bastion-bench-"))
     audit_url = f"sqlite:///{workdir}/audit.sqlite3"
     upstream_port, port = free_port(), free_port()
     upstream = start([sys.executable, "-c", CANNED.format(port=upstream_port)], f"http://127.0.0.1:{upstream_port}/v1/models")
     direct, guarded = f"http://127.0.0.1:{upstream_port}", f"http://127.0.0.1:{port}"
-    server = start_bastion(port, direct + "/v1", audit_url)
+    server = start_bastion(port, direct + "/v1", audit_url, args.workers)
     try:
-        print(f"machine: {os.cpu_count()} cores; upstream, Bastion and client share them\n")
+        print(f"machine: {os.cpu_count()} cores; upstream, Bastion ({args.workers} worker(s)) and client share them\n")
         latency_table(direct, guarded)
         stream_table(direct, guarded)
         print(f"\n/v1/moderations: {asyncio.run(moderation_rate(guarded)):.0f} requests/s (16 clients)")
@@ -161,7 +162,7 @@ def main() -> None:
             nonlocal server
             server.send_signal(signal.SIGKILL)
             server.wait()
-            server = start_bastion(port, direct + "/v1", audit_url)
+            server = start_bastion(port, direct + "/v1", audit_url, args.workers)
 
         started = time.perf_counter()
         received, failures = asyncio.run(crash_test(guarded, args.requests, args.requests // 2, restart))

@@ -264,3 +264,45 @@ def test_readyz_reports_an_unreachable_upstream(lemon_guard, tmp_path):
     with running(app) as url:
         response = httpx.get(f"{url}/readyz")
     assert response.status_code == 503 and response.json()["checks"]["upstream"] is False
+
+
+def test_resolved_config_round_trips_through_the_environment(monkeypatch):
+    from bastion.serve.config import RESOLVED_ENV, from_environment, to_environment
+
+    monkeypatch.delenv(RESOLVED_ENV, raising=False)
+    config = load_config(None, upstream="http://model:8080/v1", upstream_api_key="s3cret", workers=2, mode="shadow")
+    to_environment(config)
+    restored = from_environment()
+    assert restored.model_dump(exclude={"upstream_api_key"}) == config.model_dump(exclude={"upstream_api_key"})
+    assert restored.upstream_api_key.get_secret_value() == "s3cret"
+
+
+def test_several_workers_serve_one_port_and_one_audit_log(lemon_guard, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from bastion.serve.embedded import free_port
+
+    lemon_guard.save(tmp_path / "guard")
+    audit_url = f"sqlite:///{tmp_path}/audit.sqlite3"
+    with running(canned_app({"France": BENIGN_REPLY})) as upstream_url:
+        port = free_port()
+        env = {**__import__("os").environ, "BASTION_SERVE_AUDIT__URL": audit_url}
+        server = subprocess.Popen([sys.executable, "-m", "bastion", "serve", "--guard", str(tmp_path / "guard"),
+                                   "--upstream", upstream_url, "--port", str(port), "--workers", "2"], env=env)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{url}/healthz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            ids = [httpx.post(f"{url}/v1/chat/completions", json={"model": "canned", "messages": ask(p)}).headers["x-bastion-request-id"]
+                   for p in (FRANCE_PROMPT, LEMON_PROMPT) * 10]
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    assert AuditLog(audit_url).request_ids(ids) == set(ids)

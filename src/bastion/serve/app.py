@@ -21,7 +21,7 @@ from bastion.data.records import Example
 from bastion.guard import Guard
 from bastion.serve.audit import AuditLog
 from bastion.serve.chat import GUARD_UNAVAILABLE, ApiError, ChatProxy, sse
-from bastion.serve.config import ServeConfig
+from bastion.serve.config import ServeConfig, from_environment
 from bastion.serve.moderation import moderation_result, openai_mapping
 from bastion.serve.schemas import ChatCompletionRequest, ClassifyRequest, ModerationRequest, error_body
 from bastion.serve.service import GuardFailure, Service, new_request_id
@@ -97,6 +97,11 @@ def create_app(config: ServeConfig, *, guard: Guard | None = None, upstream: Ups
     _install_error_handlers(app)
     _install_routes(app)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process of `bastion serve --workers N` (a uvicorn factory)."""
+    return create_app(from_environment())
 
 
 def _upstream_of(config: ServeConfig) -> Upstream | None:

@@ -37,6 +37,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default 8000).")] = None,
     mode: Annotated[str | None, typer.Option(help="enforce (block and halt) or shadow (only log what would be blocked).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Server processes sharing the port (default 1); use about one per core.")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Run the guard proxy: an OpenAI-compatible server that screens requests and halts harmful answers.
@@ -48,10 +49,10 @@ def serve(
     import uvicorn
 
     from bastion.serve.app import create_app
-    from bastion.serve.config import EMBEDDED, load_config
+    from bastion.serve.config import EMBEDDED, load_config, to_environment
     from bastion.serve.embedded import MODEL_NAME, EmbeddedModel
 
-    settings = load_config(config, guard=guard, upstream=upstream, host=host, port=port, mode=mode)
+    settings = load_config(config, guard=guard, upstream=upstream, host=host, port=port, mode=mode, workers=workers)
     with ExitStack() as stack:
         if settings.upstream == EMBEDDED:
             err.print("starting the embedded model (SmolLM2-135M-Instruct on llama.cpp) ...")
@@ -59,10 +60,15 @@ def serve(
             settings = settings.model_copy(update={"upstream": model.url, "models": settings.models or [MODEL_NAME]})
         err.print(f"[bold]Bastion[/] on http://{settings.host}:{settings.port}/v1 — guard {settings.guard}, "
                   f"upstream {settings.upstream}, mode {settings.mode}, audit {settings.audit.url}, "
-                  f"API keys {'on' if settings.api_keys else 'off'}", highlight=False)
+                  f"API keys {'on' if settings.api_keys else 'off'}, {settings.workers} worker(s)", highlight=False)
         if settings.models:
             err.print(f"models: {', '.join(settings.models)}", highlight=False)
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+        if settings.workers == 1:
+            uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+            return
+        to_environment(settings)
+        uvicorn.run("bastion.serve.app:app_from_environment", factory=True, workers=settings.workers,
+                    host=settings.host, port=settings.port, log_level="warning")
 
 
 def _audit_log(config: Path | None, url: str | None):

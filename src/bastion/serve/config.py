@@ -7,6 +7,8 @@ Environment variables nest with `__`: `BASTION_SERVE_AUDIT__URL=postgresql+psyco
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +20,7 @@ from bastion.errors import ConfigError
 from bastion.yamlfile import read_mapping, validation_message
 
 EMBEDDED = "embedded"
+RESOLVED_ENV = "BASTION_SERVE_RESOLVED_CONFIG"  # how `--workers N` hands the final config to each worker
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -75,6 +78,7 @@ class ServeConfig(BaseSettings):
     upstream_api_key: SecretStr | None = Field(default=None, description="Bearer key sent to the upstream.")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, description="Server processes (each loads the guard; metrics are per process).")
     mode: Literal["enforce", "shadow"] = Field(default="enforce", description="shadow: log verdicts, block nothing.")
     on_guard_error: Literal["closed", "open"] = Field(default="closed", description="Refuse or forward when the guard fails.")
     models: list[str] | None = Field(default=None, description="Model names accepted; None: whatever the upstream serves.")
@@ -129,3 +133,17 @@ def load_config(path: Path | None = None, **overrides: Any) -> ServeConfig:
     except ValidationError as exc:
         raise ConfigError(validation_message(exc, data, f"{origin} (with BASTION_SERVE_* variables and options)",
                                              "serve configuration")) from exc
+
+
+def to_environment(config: ServeConfig) -> None:
+    """Put the resolved configuration where worker processes started by uvicorn can read it."""
+    data = config.model_dump(mode="json")
+    data["upstream_api_key"] = config.upstream_api_key.get_secret_value() if config.upstream_api_key else None
+    os.environ[RESOLVED_ENV] = json.dumps(data)
+
+
+def from_environment() -> ServeConfig:
+    """The configuration `to_environment` stored (in a worker process)."""
+    if RESOLVED_ENV not in os.environ:
+        raise ConfigError(f"{RESOLVED_ENV} is not set: start workers with `bastion serve --workers N`")
+    return ServeConfig.model_validate(json.loads(os.environ[RESOLVED_ENV]))
