@@ -1,0 +1,121 @@
+"""Observed jailbreak -> wrapper: the conversation around the embedded request.
+
+A wrapper is the observed conversation with the request replaced by `{request}`. Where the
+user marked the request with `{request}` we take it as is. Otherwise the request is found:
+with two or more examples of one attack, it is the span where an example differs from its
+most similar sibling (what they share is template); with one, it is the sentence the parent
+guard's topical heads (not `any`, not `jailbreak`, which fire on the template) score as
+most restricted.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bastion.data.jsonl import read_examples
+from bastion.data.records import Example, Message
+from bastion.errors import RecordError
+from bastion.guard import Guard
+from bastion.models.linear import ANY
+
+PLACEHOLDER = "{request}"
+JAILBREAK = "jailbreak"  # a category about the wrapper itself, so it cannot point at the request
+MIN_REQUEST_WORDS = 3
+SIBLING_SIMILARITY = 0.5  # below this, two examples are not taken to share a template
+_SENTENCES = re.compile(r"[^\n.!?:]+[.!?]*")
+
+
+@dataclass(frozen=True)
+class Observed:
+    """One observed jailbreak and where it came from (for error messages and lineage)."""
+
+    example: Example
+    where: str  # "file" or "file: line N"
+
+
+@dataclass(frozen=True)
+class Wrapper:
+    """The observed conversation with exactly one `{request}` slot."""
+
+    turns: tuple[Message, ...]
+    source: str
+
+    def apply(self, request: str) -> list[Message]:
+        return [Message(role=m.role, content=m.content.replace(PLACEHOLDER, request)) for m in self.turns]
+
+
+def read_jailbreaks(paths: Sequence[Path]) -> list[Observed]:
+    """Observed jailbreaks: a `.jsonl` file holds one record a line, any other file one prompt."""
+    observed: list[Observed] = []
+    for path in paths:
+        if not path.is_file():
+            raise RecordError(f"{path}: no such file")
+        if path.suffix == ".jsonl":
+            rows = [Observed(e, f"{path}: record {e.id}") for e in read_examples(path)]
+        else:
+            text = path.read_text(encoding="utf-8", errors="replace").strip()
+            rows = [Observed(Example(id=path.name, prompt=text), str(path))] if text else []
+        if not rows:
+            raise RecordError(f"{path}: empty file; give the jailbreak's text (or JSONL records with 'prompt' or 'messages')")
+        observed.extend(rows)
+    return observed
+
+
+def infer_wrappers(observed: Sequence[Observed], guard: Guard) -> list[Wrapper]:
+    """One wrapper per observed jailbreak."""
+    return [_wrapper_of(item, [o for o in observed if o is not item], guard) for item in observed]
+
+
+def _wrapper_of(item: Observed, siblings: Sequence[Observed], guard: Guard) -> Wrapper:
+    turns = item.example.conversation()
+    user = [i for i, m in enumerate(turns) if m.role == "user"]
+    marked = [i for i in user if PLACEHOLDER in turns[i].content]
+    if marked:
+        return Wrapper(tuple(turns), item.where)
+    found = _span_by_difference(turns, user, siblings) or _span_by_score(turns, user, guard)
+    if found is None:
+        raise RecordError(f"{item.where}: no request found (no user sentence of {MIN_REQUEST_WORDS}+ words); "
+                          f"mark the request with {PLACEHOLDER}")
+    index, start, end = found
+    content = turns[index].content
+    if not (content[:start] + content[end:]).strip():
+        raise RecordError(f"{item.where}: the whole text reads as the request, so there is no wrapper to learn; "
+                          f"mark the request with {PLACEHOLDER}")
+    turns[index] = Message(role="user", content=content[:start] + PLACEHOLDER + content[end:])
+    return Wrapper(tuple(turns), item.where)
+
+
+def _span_by_difference(turns: list[Message], user: list[int], siblings: Sequence[Observed]) -> tuple[int, int, int] | None:
+    """The longest differing span against the most similar sibling with the same turn layout."""
+    best: tuple[float, int, int, int] | None = None
+    for sibling in siblings:
+        other = sibling.example.conversation()
+        if [m.role for m in other] != [m.role for m in turns]:
+            continue
+        for i in user:
+            matcher = difflib.SequenceMatcher(None, turns[i].content, other[i].content, autojunk=False)
+            if matcher.ratio() < SIBLING_SIMILARITY:
+                continue
+            for tag, a0, a1, _, _ in matcher.get_opcodes():
+                if tag != "equal" and len(turns[i].content[a0:a1].split()) >= MIN_REQUEST_WORDS:
+                    candidate = (matcher.ratio() * (a1 - a0), i, a0, a1)
+                    best = max(best or candidate, candidate)
+    return None if best is None else best[1:]
+
+
+def _span_by_score(turns: list[Message], user: list[int], guard: Guard) -> tuple[int, int, int] | None:
+    """The sentence (in any user turn) the guard's `any` head scores highest."""
+    spans = [(i, m.start(), m.end()) for i in user for m in _SENTENCES.finditer(turns[i].content)
+             if len(m.group().split()) >= MIN_REQUEST_WORDS]
+    if not spans:
+        return None
+    texts = [guard.normalizer(f"[user] {turns[i].content[a:b].strip()}") for i, a, b in spans]
+    topical = [k for k, head in enumerate(guard.stage1.heads) if head not in (ANY, JAILBREAK)]
+    logits = guard.stage1.decision_function(texts)[:, topical] - guard.thresholds[topical]
+    i, a, b = spans[int(logits.max(axis=1).argmax())]
+    text = turns[i].content[a:b]
+    return i, a + len(text) - len(text.lstrip()), b - len(text) + len(text.rstrip())
