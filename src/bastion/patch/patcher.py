@@ -11,7 +11,6 @@ calibration records as the parent did.
 from __future__ import annotations
 
 import random
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from bastion.models.linear import NgramLinearClassifier
 from bastion.patch.lineage import parent_record
 from bastion.patch.proliferate import proliferate
 from bastion.patch.refit import anchored_refit
-from bastion.patch.replay import REPLAY_FILE, Replay, load_replay, seed_replay, write_replay
+from bastion.patch.replay import Replay, load_replay, save_with_replay, seed_replay
 from bastion.patch.wrapper import infer_wrappers, read_jailbreaks
 from bastion.training import targets_for
 
@@ -44,8 +43,10 @@ class PatchConfig(BaseModel):
     per_label: int = Field(default=400, ge=10, description="Restricted variants, and as many benign contrasts.")
     combine_rate: float = Field(default=0.3, ge=0, le=1, description="Share of variants with a transform on the request.")
     holdout: float = Field(default=0.2, ge=0, lt=1, description="Share of variants kept out of the refit to measure it.")
-    variant_weight: float = Field(default=4.0, gt=0, description="Weight of a restricted variant beside a replay record.")
-    benign_weight: float = Field(default=4.0, gt=0, description="Weight of a benign contrast beside a replay record.")
+    C: float = Field(default=1.0, gt=0, description="Loss weight against the pull to the parent's weights: "
+                     "low keeps the replay set where the parent had it.")
+    variant_weight: float = Field(default=60.0, gt=0, description="Weight of a restricted variant beside a replay record.")
+    benign_weight: float = Field(default=1.0, gt=0, description="Weight of a benign contrast beside a replay record.")
 
 
 @dataclass
@@ -57,9 +58,7 @@ class Patched:
     extra: dict[str, Any]
 
     def save(self, directory: Path) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            replay = write_replay(self.replay, Path(tmp) / REPLAY_FILE)
-            self.guard.save(directory, self.extra, attachments={REPLAY_FILE: replay})
+        save_with_replay(self.guard, directory, self.extra, self.replay)
 
 
 def guard_dir(name_or_path: str | Path) -> Path:
@@ -100,7 +99,6 @@ def patch_guard(parent_path: str | Path, jailbreaks: Sequence[Path], config: Pat
         "jailbreaks": len(observed),
         "variants": {"train": len(train), "held_out": len(held),
                      "restricted": sum(e.label == 1 for e in variants), "benign": sum(e.label == 0 for e in variants)},
-        "replay": {split: len(rows) for split, rows in replay.items()},
         "config": config.model_dump(),
         "metrics": metrics,
         "seconds": round(time.perf_counter() - started, 1),
@@ -119,7 +117,7 @@ def _refit(parent: Guard, replay: Sequence[Example], variants: Sequence[Example]
     records = [*replay, *variants]
     weights = np.array([1.0] * len(replay) + [config.variant_weight if e.label else config.benign_weight for e in variants])
     features = parent.stage1.features(parent.texts(records))
-    return anchored_refit(parent.stage1, features, targets_for(records, parent.stage1.heads), weights, parent.stage1.C,
+    return anchored_refit(parent.stage1, features, targets_for(records, parent.stage1.heads), weights, config.C,
                           parent.deciding)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +21,7 @@ from typing import Any, Literal
 from bastion.constitution import Constitution
 from bastion.data.records import Example, render
 from bastion.errors import ArtifactError
+from bastion.guard import Guard
 from bastion.models.artifacts import verified_path
 
 REPLAY_FILE = "replay.jsonl.gz"
@@ -58,6 +60,14 @@ def write_replay(replay: Replay, path: Path) -> Path:
     if path.stat().st_size > MAX_BYTES:
         raise ArtifactError(f"{path}: replay set is {path.stat().st_size:,} bytes, over the {MAX_BYTES:,} limit")
     return path
+
+
+def save_with_replay(guard: Guard, directory: Path, extra: dict[str, Any], replay: Replay) -> None:
+    """Save `guard` as an artifact that carries `replay`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_replay(replay, Path(tmp) / REPLAY_FILE)
+        guard.save(directory, extra | {"replay": {split: len(rows) for split, rows in replay.items()}},
+                   attachments={REPLAY_FILE: path})
 
 
 def load_replay(directory: Path, manifest: dict[str, Any]) -> Replay | None:
