@@ -10,7 +10,6 @@ most restricted.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -90,21 +89,30 @@ def _wrapper_of(item: Observed, siblings: Sequence[Observed], guard: Guard) -> W
 
 
 def _span_by_difference(turns: list[Message], user: list[int], siblings: Sequence[Observed]) -> tuple[int, int, int] | None:
-    """The longest differing span against the most similar sibling with the same turn layout."""
-    best: tuple[float, int, int, int] | None = None
+    """Between the text shared with a sibling of the same turn layout: what is left is the request.
+
+    The shared prefix and suffix are cut back to whitespace, so a word the two requests
+    happen to share at their edges stays in the request.
+    """
     for sibling in siblings:
         other = sibling.example.conversation()
         if [m.role for m in other] != [m.role for m in turns]:
             continue
         for i in user:
-            matcher = difflib.SequenceMatcher(None, turns[i].content, other[i].content, autojunk=False)
-            if matcher.ratio() < SIBLING_SIMILARITY:
-                continue
-            for tag, a0, a1, _, _ in matcher.get_opcodes():
-                if tag != "equal" and len(turns[i].content[a0:a1].split()) >= MIN_REQUEST_WORDS:
-                    candidate = (matcher.ratio() * (a1 - a0), i, a0, a1)
-                    best = max(best or candidate, candidate)
-    return None if best is None else best[1:]
+            mine, theirs = turns[i].content, other[i].content
+            head = _shared_prefix(mine, theirs)
+            tail = _shared_prefix(mine[head:][::-1], theirs[head:][::-1])
+            start = mine.rfind(" ", 0, head) + 1 if head < len(mine) else head
+            end = len(mine) - tail
+            end = end if end == len(mine) or mine[end] == " " else mine.find(" ", end) % (len(mine) + 1)
+            shared = start + len(mine) - end
+            if shared / max(len(mine), 1) >= SIBLING_SIMILARITY and len(mine[start:end].split()) >= MIN_REQUEST_WORDS:
+                return i, start, end
+    return None
+
+
+def _shared_prefix(a: str, b: str) -> int:
+    return next((k for k, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
 
 
 def _span_by_score(turns: list[Message], user: list[int], guard: Guard) -> tuple[int, int, int] | None:
