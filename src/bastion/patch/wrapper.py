@@ -26,6 +26,8 @@ JAILBREAK = "jailbreak"  # a category about the wrapper itself, so it cannot poi
 MIN_REQUEST_WORDS = 3
 SIBLING_SIMILARITY = 0.5  # below this, two examples are not taken to share a template
 _SENTENCES = re.compile(r"[^\n.!?:]+[.!?]*")
+_QUOTED = re.compile(r"(?<=['\"])[^'\"\n]+(?=['\"])")
+_LEADS = ":\n'\"."
 
 
 @dataclass(frozen=True)
@@ -89,25 +91,28 @@ def _wrapper_of(item: Observed, siblings: Sequence[Observed], guard: Guard) -> W
 
 
 def _span_by_difference(turns: list[Message], user: list[int], siblings: Sequence[Observed]) -> tuple[int, int, int] | None:
-    """Between the text shared with a sibling of the same turn layout: what is left is the request.
+    """What is left of a user turn once the text shared with every similar sibling is cut away.
 
-    The shared prefix and suffix are cut back to whitespace, so a word the two requests
-    happen to share at their edges stays in the request.
+    Siblings count when they have the same turn layout and share most of the turn. The
+    shared prefix is cut back to the last punctuation (a template leads into its request with
+    ": " or a quote), so a word the requests happen to share at their start stays in the request.
     """
-    for sibling in siblings:
-        other = sibling.example.conversation()
-        if [m.role for m in other] != [m.role for m in turns]:
+    for i in user:
+        mine = turns[i].content
+        others = [o.example.conversation()[i].content for o in siblings
+                  if [m.role for m in o.example.conversation()] == [m.role for m in turns]]
+        head = min((_shared_prefix(mine, t) for t in others), default=0)
+        tail = min((_shared_prefix(mine[head:][::-1], t[head:][::-1]) for t in others), default=0)
+        if not others or (head + tail) / max(len(mine), 1) < SIBLING_SIMILARITY:
             continue
-        for i in user:
-            mine, theirs = turns[i].content, other[i].content
-            head = _shared_prefix(mine, theirs)
-            tail = _shared_prefix(mine[head:][::-1], theirs[head:][::-1])
-            start = mine.rfind(" ", 0, head) + 1 if head < len(mine) else head
-            end = len(mine) - tail
-            end = end if end == len(mine) or mine[end] == " " else mine.find(" ", end) % (len(mine) + 1)
-            shared = start + len(mine) - end
-            if shared / max(len(mine), 1) >= SIBLING_SIMILARITY and len(mine[start:end].split()) >= MIN_REQUEST_WORDS:
-                return i, start, end
+        start = max(mine.rfind(c, 0, head) for c in _LEADS) + 1
+        end = len(mine) - tail
+        while 0 < end < len(mine) and mine[end - 1].isalnum() and mine[end].isalnum():
+            end += 1  # the requests share the end of a word: it is theirs, not the template's
+        if end < len(mine) and mine[end] in ".?!" and (end + 1 == len(mine) or not mine[end + 1].isalnum()):
+            end += 1  # and their closing punctuation
+        if len(mine[start:end].split()) >= MIN_REQUEST_WORDS:
+            return i, start + len(mine[start:end]) - len(mine[start:end].lstrip()), end
     return None
 
 
@@ -116,9 +121,9 @@ def _shared_prefix(a: str, b: str) -> int:
 
 
 def _span_by_score(turns: list[Message], user: list[int], guard: Guard) -> tuple[int, int, int] | None:
-    """The sentence (in any user turn) the guard's `any` head scores highest."""
-    spans = [(i, m.start(), m.end()) for i in user for m in _SENTENCES.finditer(turns[i].content)
-             if len(m.group().split()) >= MIN_REQUEST_WORDS]
+    """The sentence or quoted span (in any user turn) the guard's topical heads score highest."""
+    spans = [(i, m.start(), m.end()) for i in user for pattern in (_SENTENCES, _QUOTED)
+             for m in pattern.finditer(turns[i].content) if len(m.group().split()) >= MIN_REQUEST_WORDS]
     if not spans:
         return None
     texts = [guard.normalizer(f"[user] {turns[i].content[a:b].strip()}") for i, a, b in spans]
