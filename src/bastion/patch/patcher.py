@@ -5,7 +5,8 @@ refitted; the category heads that name a flagged request's category stay the par
 Stage 2, the cascade and the output classifier are the parent's, unchanged. A fifth of the
 proliferations (by seed request) is held out of the refit to report the patch's effect;
 thresholds are recalibrated so each head flags the same share of the replay set's benign
-calibration records as the parent did.
+calibration records as the parent did, by shifting the head's intercept (so the parent's
+thresholds and cascade band keep their meaning).
 """
 
 from __future__ import annotations
@@ -81,13 +82,17 @@ def patch_guard(parent_path: str | Path, jailbreaks: Sequence[Path], config: Pat
         replay = seed_replay(parent.constitution, config.seed)
     variants = proliferate(wrappers, parent.constitution, per_label=config.per_label,
                            combine_rate=config.combine_rate, seed=config.seed)
+    variants = _without_refused_contrasts(parent, variants)
     train, held = _hold_out(variants, config)
     progress(f"refitting stage 1 on {len(replay['train'])} replay records + {len(train)} variants")
     stage1 = _refit(parent, replay["train"], train, config)
     calibration = parent.texts(replay["calibration"])
     thresholds = matched_thresholds(parent.stage1.decision_function(calibration), parent.thresholds,
                                     stage1.decision_function(calibration))
-    guard = Guard(parent.constitution, stage1, thresholds, stage2=parent.stage2, cascade=parent.cascade,
+    # Shift each head so its new threshold is the parent's: the cascade's band and weights are in
+    # the parent's logit scale, and stay valid.
+    stage1.set_weights(stage1.coef_, stage1.intercept_ - (thresholds - parent.thresholds))
+    guard = Guard(parent.constitution, stage1, parent.thresholds, stage2=parent.stage2, cascade=parent.cascade,
                   output_stage=parent.output_stage, output_thresholds=parent.output_thresholds,
                   normalizer=parent.normalizer, constitution_text=parent.constitution_text)
     progress("measuring before and after on held-out variants and benign calibration records")
@@ -104,6 +109,14 @@ def patch_guard(parent_path: str | Path, jailbreaks: Sequence[Path], config: Pat
         "seconds": round(time.perf_counter() - started, 1),
     }
     return Patched(guard, replay, {"training": parent.manifest.get("training", {}), "lineage": lineage})
+
+
+def _without_refused_contrasts(parent: Guard, variants: list[Example]) -> list[Example]:
+    """Drop benign contrasts the parent already flags: the wrapper reads as a jailbreak to it, and
+    teaching otherwise would undo that detection rather than preserve benign traffic."""
+    contrasts = [e for e in variants if e.label == 0]
+    refused = {id(e) for e, v in zip(contrasts, parent.score_examples(contrasts), strict=True) if v.flagged}
+    return [e for e in variants if id(e) not in refused]
 
 
 def _hold_out(variants: list[Example], config: PatchConfig) -> tuple[list[Example], list[Example]]:
