@@ -74,6 +74,7 @@ def test_patch_lowers_pass_through_and_keeps_benign_rate(patched):
     assert after["pass_through"] <= before["pass_through"] / 3
     assert after["benign_fpr"] <= before["benign_fpr"] + 0.005  # same benign calibration records, paired
     assert after["benign_contrast_fpr"] <= 0.2  # the wrapper may be refused a little more often
+    assert "warning" not in patched[2].extra["lineage"]
 
 
 def test_lineage_and_replay_recorded(patched):

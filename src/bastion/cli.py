@@ -197,6 +197,8 @@ def patch(
                       ("benign_fpr", "flagged, benign calibration")):
         table.add_row(name, f"{before[key]:.3f}", f"{after[key]:.3f}")
     out.print(table)
+    if "warning" in lineage:
+        err.print(f"[yellow]warning:[/] {lineage['warning']}")
     if report is not None:
         from bastion.data.jsonl import atomic_writer
 

@@ -97,7 +97,7 @@ def patch_guard(parent_path: str | Path, jailbreaks: Sequence[Path], config: Pat
                   normalizer=parent.normalizer, constitution_text=parent.constitution_text)
     progress("measuring before and after on held-out variants and benign calibration records")
     metrics = {"before": measure(parent, held, replay["calibration"]), "after": measure(guard, held, replay["calibration"])}
-    lineage = {
+    lineage: dict[str, Any] = {
         "parent": parent_record(directory),
         "generation": parent.manifest.get("lineage", {}).get("generation", 0) + 1,
         "inputs": [{"file": str(p), "sha256": sha256_file(p)} for p in jailbreaks],
@@ -108,6 +108,9 @@ def patch_guard(parent_path: str | Path, jailbreaks: Sequence[Path], config: Pat
         "metrics": metrics,
         "seconds": round(time.perf_counter() - started, 1),
     }
+    if (metrics["after"]["pass_through"] or 0) > (metrics["before"]["pass_through"] or 0):
+        lineage["warning"] = ("the patched guard lets more held-out variants through than its parent "
+                              "(the parent already stopped most of them); keep the parent")
     return Patched(guard, replay, {"training": parent.manifest.get("training", {}), "lineage": lineage})
 
 
