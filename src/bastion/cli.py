@@ -128,7 +128,8 @@ def train(
     from bastion.constitution import load, resolve
     from bastion.data.jsonl import read_examples
     from bastion.models.prefix_loss import LOSSES
-    from bastion.training import TrainConfig, build_corpus, train_guard, training_record
+    from bastion.patch.replay import build_replay, save_with_replay
+    from bastion.training import TrainConfig, build_corpus, train_guard, training_record, training_records
 
     settings = Settings()
     c = load(constitution)
@@ -154,10 +155,71 @@ def train(
             guard = train_guard(c, corpus, config, constitution_text=text, workdir=workdir, data_dir=settings.data_dir,
                                 responses=response_records, progress=progress)
             extra = {"training": training_record(corpus, config) | {"seconds": round(time.perf_counter() - started, 1)}}
-            guard.save(output, extra)
+            replay = build_replay(training_records(corpus, config), corpus.splits["calibration"], seed)
+            save_with_replay(guard, output, extra, replay)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
     out.print(f"[green]saved[/] guard for {c.name} to {output} ({extra['training']['seconds']} s)")
+
+
+# -- patch / rollback --------------------------------------------------------------------
+
+
+@app.command()
+@friendly
+def patch(
+    jailbreak: Annotated[list[Path], typer.Option("--jailbreak", "-j", help="An observed jailbreak: a text file (one prompt) or JSONL (one record a line, 'prompt' or 'messages'). Repeat for more examples (1-5 is typical). Mark the request with {request} if it is not found automatically.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory to write the patched guard to.")],
+    guard: GuardOption = "default",
+    report: Annotated[Path | None, typer.Option("--report", help="Also write the patch's before/after metrics and lineage as JSON here.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed for the variants; same inputs and seed give the same patch.")] = 0,
+) -> None:
+    """Patch a guard against a new jailbreak from one or a few observed examples, in about a minute.
+
+    Finds the request inside each example, puts new restricted requests and benign prompts
+    in the same wrapper, refits stage 1 on them plus the guard's replay set, and recalibrates
+    so benign traffic is flagged as often as before. The new guard records its parent;
+    `bastion rollback` restores it.
+    """
+    from bastion.patch import PatchConfig, patch_guard
+
+    with err.status("patching") as status:
+        def progress(message: str) -> None:
+            status.update(message)
+            err.log(message)
+
+        patched = patch_guard(guard, jailbreak, PatchConfig(seed=seed), progress=progress)
+        patched.save(output)
+    lineage = patched.extra["lineage"]
+    before, after = lineage["metrics"]["before"], lineage["metrics"]["after"]
+    table = Table("measure", "before", "after")
+    for key, name in (("pass_through", "pass-through, held-out variants"), ("benign_contrast_fpr", "flagged, benign in wrapper"),
+                      ("benign_fpr", "flagged, benign calibration")):
+        table.add_row(name, f"{before[key]:.3f}", f"{after[key]:.3f}")
+    out.print(table)
+    if "warning" in lineage:
+        err.print(f"[yellow]warning:[/] {lineage['warning']}")
+    if report is not None:
+        from bastion.data.jsonl import atomic_writer
+
+        with atomic_writer(report) as handle:
+            json.dump(lineage, handle, indent=2)
+    out.print(f"[green]saved[/] patched guard to {output} ({lineage['seconds']} s); undo with: bastion rollback {output}")
+
+
+@app.command()
+@friendly
+def rollback(
+    patched: Annotated[Path, typer.Argument(help="A guard written by `bastion patch`.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Where to restore the parent; in place over PATCHED when omitted.")] = None,
+) -> None:
+    """Restore a patched guard's parent (refused if the parent changed since the patch)."""
+    from bastion.guard import Guard
+    from bastion.patch import rollback as restore
+
+    target = restore(patched, output)
+    Guard.load(target)  # verifies every restored file against the parent's manifest
+    out.print(f"[green]restored[/] parent guard to {target}")
 
 
 # -- score / check / eval ----------------------------------------------------------------

@@ -151,14 +151,21 @@ def targets_for(examples: Sequence[Example], heads: Sequence[str]) -> np.ndarray
     return targets
 
 
+def training_records(corpus: Corpus, config: TrainConfig, manifest: SplitManifest | None = None) -> list[Example]:
+    """The augmented, labelled train split, checked free of test groups and held-out transforms."""
+    manifest = manifest or load_manifest()
+    test_groups = {e.group for e in corpus.splits["test"] if e.group}
+    train = [e for e in augment(corpus.splits["train"], config, manifest) if e.label is not None]
+    check_trainable(train, manifest, test_groups)
+    return train
+
+
 def train_guard(constitution: Constitution, corpus: Corpus, config: TrainConfig, *, constitution_text: str | None = None,
                 manifest: SplitManifest | None = None, workdir: Path | None = None, data_dir: Path | None = None,
                 responses: Sequence[Example] = (), progress: Progress = lambda _: None) -> Guard:
     """Fit stage 1 (and stage 2 when configured) on the train split; calibrate on the calibration split."""
     manifest = manifest or load_manifest()
-    test_groups = {e.group for e in corpus.splits["test"] if e.group}
-    train = [e for e in augment(corpus.splits["train"], config, manifest) if e.label is not None]
-    check_trainable(train, manifest, test_groups)
+    train = training_records(corpus, config, manifest)
     heads = [ANY, *constitution.category_ids]
     progress(f"training stage 1 on {len(train)} records ({Counter(e.label for e in train)[1]} restricted), {len(heads)} heads")
     model = NgramLinearClassifier(heads, hasher=NgramHasher(n_features=config.n_features), C=config.C,

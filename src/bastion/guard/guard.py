@@ -106,8 +106,8 @@ class Guard:
                    output_thresholds=output_thresholds, normalizer=normalizer, manifest=manifest,
                    constitution_text=constitution_text)
 
-    def save(self, directory: Path, extra: dict[str, Any] | None = None) -> None:
-        """Write this guard as an artifact directory (atomically)."""
+    def save(self, directory: Path, extra: dict[str, Any] | None = None, attachments: dict[str, Path] | None = None) -> None:
+        """Write this guard as an artifact directory (atomically); `attachments` are extra files (the replay set)."""
         manifest = {
             "bastion_version": __version__,
             "constitution": {"name": self.constitution.name, "version": self.constitution.version,
@@ -122,12 +122,12 @@ class Guard:
             "target_fpr": self.constitution.operating_point.target_fpr,
             **(extra or {}),
         }
-        copies: dict[str, Path] = {}
+        copies: dict[str, Path] = dict(attachments or {})
         arrays = {STAGE1_FILE: {"coef": self.stage1.coef_.astype(np.float16), "intercept": self.stage1.intercept_}}
         if self.stage2 is not None and self.cascade is not None:
             manifest["stages"].append(self.stage2.manifest_entry())
             manifest["cascade"] = self.cascade.model_dump()
-            copies = self.stage2.files()
+            copies.update(self.stage2.files())
             if self.stage2.head is not None:
                 arrays[HEAD_FILE] = {"coef": self.stage2.head[0], "intercept": self.stage2.head[1]}
         if self.output_stage is not None and self.output_thresholds is not None:
@@ -232,6 +232,11 @@ class Guard:
         smoothing, use_stage2.
         """
         return StreamMonitor(self, _as_example(messages, None).conversation(), **options)
+
+    @property
+    def deciding(self) -> np.ndarray:
+        """Mask of the heads whose score decides a verdict (`any` and explicitly thresholded categories)."""
+        return self._deciding.copy()
 
     @property
     def refusal_message(self) -> str:

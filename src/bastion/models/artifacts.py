@@ -50,17 +50,36 @@ def save_artifact(directory: Path, manifest: dict[str, Any], arrays: dict[str, d
         files = {p.name: sha256_file(p) for p in sorted(staging.iterdir())}
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest, "files": files}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-        if directory.exists():
-            backup = directory.with_name(f".{directory.name}.old")
-            shutil.rmtree(backup, ignore_errors=True)
-            os.replace(directory, backup)
-            os.replace(staging, directory)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            os.replace(staging, directory)
+        replace_directory(staging, directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def copy_artifact(source: Path, directory: Path) -> None:
+    """Copy an artifact directory to `directory` atomically (replacing what is there)."""
+    directory = directory.resolve()
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        shutil.copytree(source, staging, dirs_exist_ok=True)
+        staging.chmod(0o755)
+        replace_directory(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def replace_directory(staging: Path, directory: Path) -> None:
+    """Rename `staging` to `directory`; an existing one is moved aside first, then removed."""
+    if directory.exists():
+        backup = directory.with_name(f".{directory.name}.old")
+        shutil.rmtree(backup, ignore_errors=True)
+        os.replace(directory, backup)
+        os.replace(staging, directory)
+        shutil.rmtree(backup, ignore_errors=True)
+    else:
+        os.replace(staging, directory)
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:
