@@ -8,6 +8,7 @@ missing or unknown key 401, an unknown model 404, an oversized body 413, too man
 
 from __future__ import annotations
 
+import asyncio
 import json
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -18,12 +19,13 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bastion.data.records import Example
+from bastion.errors import BastionError
 from bastion.guard import Guard
 from bastion.serve.audit import AuditLog
 from bastion.serve.chat import GUARD_UNAVAILABLE, ApiError, ChatProxy, sse
 from bastion.serve.config import ServeConfig, from_environment
 from bastion.serve.moderation import moderation_result, openai_mapping
-from bastion.serve.schemas import ChatCompletionRequest, ClassifyRequest, ModerationRequest, error_body
+from bastion.serve.schemas import ChatCompletionRequest, ClassifyRequest, ModerationRequest, ReloadRequest, error_body
 from bastion.serve.service import GuardFailure, Service, new_request_id
 from bastion.serve.upstream import Upstream, UpstreamError
 from bastion.yamlfile import field_path
@@ -55,8 +57,8 @@ async def read_json(request: Request, model: type[ModelT], limit: int) -> tuple[
         raise ApiError(400, error_body(f"{where}: {first['msg']}", param=where, code="invalid_value")) from exc
 
 
-def authenticate(service: Service, request: Request) -> str | None:
-    """The calling key's id (None when keys are off); 401/429 otherwise."""
+def authenticate(service: Service, request: Request, *, admin: bool = False) -> str | None:
+    """The calling key's id (None when keys are off); 401/403/429 otherwise."""
     if not service.keys.enabled:
         return None
     key = service.keys.identify(request.headers.get("authorization"))
@@ -64,6 +66,9 @@ def authenticate(service: Service, request: Request) -> str | None:
         missing = not request.headers.get("authorization")
         raise ApiError(401, error_body("missing API key: send 'Authorization: Bearer <key>'" if missing
                                        else "invalid API key", code="invalid_api_key"))
+    if admin and not key.admin:
+        raise ApiError(403, error_body("this key may not administer the server", type="permission_error",
+                                       code="not_admin"))
     if not service.keys.allow(key):
         raise ApiError(429, error_body(f"rate limit of {key.requests_per_minute:g} requests per minute exceeded",
                                        type="rate_limit_error", code="rate_limit_exceeded"), {"retry-after": "1"})
@@ -202,6 +207,21 @@ def _install_routes(app: FastAPI) -> None:
         await service.record(*rows)
         return JSONResponse({"request_id": request_id, "verdicts": [v.model_dump() for v in verdicts]},
                             headers={"x-bastion-request-id": request_id})
+
+    @app.post("/admin/reload")
+    async def reload(request: Request) -> JSONResponse:
+        """Swap in another guard artifact (e.g. one `bastion patch` wrote) without a restart."""
+        service: Service = request.app.state.service
+        authenticate(service, request, admin=True)
+        body, _ = await read_json(request, ReloadRequest, service.config.max_body_bytes)
+        previous = service.version
+        try:
+            guard = await asyncio.to_thread(Guard.load, body.guard or service.config.guard)
+        except BastionError as exc:
+            raise ApiError(400, error_body(f"cannot load the guard: {exc}", param="guard", code="invalid_guard")) from exc
+        service.swap_guard(guard)
+        return JSONResponse({"guard_version": service.version, "previous": previous,
+                             "constitution": guard.constitution.name})
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

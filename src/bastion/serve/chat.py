@@ -44,6 +44,7 @@ class ChatProxy:
 
     def __init__(self, service: Service, request: ChatCompletionRequest, raw: dict[str, Any], key_id: str | None) -> None:
         self.service, self.request, self.raw, self.key_id = service, request, raw, key_id
+        self.guard = service.guard  # one guard for the whole request, even if another is swapped in meanwhile
         self.request_id = new_request_id()
         self.conversation = request.conversation()
         self.started = time.perf_counter()
@@ -53,9 +54,8 @@ class ChatProxy:
     # -- input ---------------------------------------------------------------------------
 
     async def screen(self) -> Decision:
-        guard = self.service.guard
         try:
-            verdict, ms = await self.service.run_guard(lambda: guard.check(self.conversation), "stage1")
+            verdict, ms = await self.service.run_guard(lambda: self.guard.check(self.conversation), "stage1")
             self.guard_ms += ms
             self.input = self.service.decide(verdict, None, "input", "blocked")
         except GuardFailure as exc:
@@ -73,7 +73,7 @@ class ChatProxy:
         assert self.input is not None
         return {"id": f"chatcmpl-{self.request_id}", "object": "chat.completion", "created": int(time.time()),
                 "model": self.request.model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": self.service.guard.refusal_message},
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": self.guard.refusal_message},
                              "finish_reason": "content_filter", "logprobs": None}],
                 "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
                 "bastion": self.service.bastion_object(self.request_id, self.input.action, self.input.verdict)}
@@ -91,7 +91,7 @@ class ChatProxy:
     # -- output --------------------------------------------------------------------------
 
     def monitor(self) -> StreamMonitor:
-        return self.service.guard.monitor(self.conversation, **self.service.config.stream.model_dump())
+        return self.guard.monitor(self.conversation, **self.service.config.stream.model_dump())
 
     async def check_text(self, text: str) -> tuple[Decision, str]:
         """Score a complete answer as one exchange; returns the decision and the text that may be shown.
@@ -99,9 +99,8 @@ class ChatProxy:
         A flagged answer is withheld whole: this is what a monitor fed the answer as a single
         delta releases, at a third of the cost of running one.
         """
-        guard = self.service.guard
         try:
-            verdict, ms = await self.service.run_guard(lambda: guard.check(self.conversation, text), "output")
+            verdict, ms = await self.service.run_guard(lambda: self.guard.check(self.conversation, text), "output")
             self.guard_ms += ms
             decision = self.service.decide(verdict, None, "output", "halted")
         except GuardFailure as exc:

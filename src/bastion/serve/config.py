@@ -37,6 +37,7 @@ class ApiKey(BaseModel):
     id: str = Field(min_length=1)
     sha256: str = Field(description="sha256 hex digest of the key (`bastion keys new` prints it).")
     requests_per_minute: float | None = Field(default=600, gt=0, description="None: unlimited.")
+    admin: bool = Field(default=False, description="May call POST /admin/reload (swap in a patched guard).")
 
     @field_validator("sha256")
     @classmethod

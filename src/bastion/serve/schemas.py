@@ -94,6 +94,14 @@ class ClassifyRequest(BaseModel):
     kind: Kind = "input"
 
 
+class ReloadRequest(BaseModel):
+    """`POST /admin/reload`: the artifact to load (default: the configured guard, re-read)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    guard: str | None = None
+
+
 def error_body(message: str, *, type: str = "invalid_request_error", param: str | None = None,
                code: str | None = None) -> dict[str, Any]:
     """OpenAI's error object, so existing clients raise their usual exceptions."""

@@ -62,6 +62,10 @@ class Service:
         self.keys = KeyRing(self.config.api_keys)
         self.version = guard_version(self.guard)
 
+    def swap_guard(self, guard: Guard) -> None:
+        """Use `guard` for new requests; requests in flight finish with the guard they started with."""
+        self.guard, self.version = guard, guard_version(guard)
+
     @property
     def enforcing(self) -> bool:
         return self.config.mode == "enforce"
