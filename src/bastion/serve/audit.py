@@ -36,8 +36,8 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from bastion.errors import ConfigError
 
@@ -83,12 +83,9 @@ class AuditLog:
             self.engine = _engine(url)
             metadata.create_all(self.engine)
         except SQLAlchemyError as exc:
-            raise ConfigError(f"audit log {self._safe_url()}: cannot open ({exc.__class__.__name__}: {exc})") from exc
+            raise ConfigError(f"audit log {_displayed(url)}: cannot open ({exc.__class__.__name__}: {exc})") from exc
         self._last_purge = 0.0
         self._purge_lock = threading.Lock()
-
-    def _safe_url(self) -> str:
-        return self.engine.url.render_as_string(hide_password=True) if hasattr(self, "engine") else "(unparsed URL)"
 
     def texts(self, **fields: str | None) -> dict[str, str | None]:
         """Columns for texts given as `input=...`, `output=...`, kept as the policy says."""
@@ -175,6 +172,14 @@ class AuditLog:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _displayed(url: str) -> str:
+    """The URL with its password hidden, for error messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(unparsable URL)"
 
 
 def _percentile(values: Sequence[float], q: float) -> float | None:

@@ -1,7 +1,8 @@
 """`POST /v1/chat/completions`: screen the conversation, forward it, check the answer.
 
-Non-streamed answers are checked as one whole exchange and withheld whole when flagged. Streamed answers are
-relayed chunk by chunk, each chunk's text replaced by what the monitor has released so far;
+Non-streamed answers are checked as one whole exchange and withheld whole when flagged.
+Streamed answers are relayed chunk by chunk, each chunk's text replaced by what the monitor
+has released so far;
 the upstream's final chunk is held back until the monitor has scored the rest, and the
 audit row is updated before that final chunk leaves.
 """
@@ -19,7 +20,7 @@ from bastion.data.records import render_conversation
 from bastion.guard.stream import StreamMonitor
 from bastion.serve.schemas import ChatCompletionRequest, error_body
 from bastion.serve.service import Decision, GuardFailure, Service, new_request_id
-from bastion.serve.upstream import UpstreamError
+from bastion.serve.upstream import Upstream, UpstreamError
 
 
 class ApiError(Exception):
@@ -78,6 +79,11 @@ class ChatProxy:
                 "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
                 "bastion": self.service.bastion_object(self.request_id, self.input.action, self.input.verdict)}
 
+    def action(self, output: Decision | None) -> str:
+        """The request's action: the output decision's when it did anything, else the input's."""
+        assert self.input is not None
+        return output.action if output is not None and output.action != "allowed" else self.input.action
+
     async def blocked_response(self) -> dict[str, Any] | None:
         """Audit and return the refusal when the input decision blocks (or raise when the guard failed)."""
         assert self.input is not None
@@ -120,9 +126,9 @@ class ChatProxy:
             outputs.append((decision, shown))
             if decision.blocks:
                 message["content"], choice["finish_reason"] = shown, "content_filter"
-        worst = next((d for d, _ in outputs if d.blocks or d.action != "allowed"), outputs[0][0] if outputs else None)
+        worst = next((d for d, _ in outputs if d.action != "allowed"), outputs[0][0] if outputs else None)
         assert self.input is not None
-        action = worst.action if worst and worst.action != "allowed" else self.input.action
+        action = self.action(worst)
         halted = worst is not None and worst.blocks
         row = self.input_row("complete", upstream_ms=round(upstream_ms, 3), total_ms=self._elapsed_ms(),
                              **self.service.output_fields(worst, len(outputs[0][1]) if halted else None)
@@ -181,14 +187,14 @@ class ChatProxy:
                 decision = self.service.decide(monitor.close(), None, "output", "halted")
             shown = monitor.released if decision.blocks else full
             tail = shown[sent:]
-            await self._finish_row(decision, shown, len(shown) if decision.blocks else None)
+            action = await self._finish_row(decision, shown, len(shown) if decision.blocks else None)
             finished = True
-            for out in self._final_chunks(held, tail, decision):
+            for out in self._final_chunks(held, tail, decision, action):
                 yield sse(out)
             yield sse("[DONE]")
         except UpstreamError as exc:
-            self.service.audit.update(self.request_id, status="complete", action="upstream_error",
-                                      error=str(exc), total_ms=self._elapsed_ms())
+            await self.service.amend(self.request_id, status="complete", action="upstream_error",
+                                     error=str(exc), total_ms=self._elapsed_ms())
             finished = True
             yield sse(exc.body)
         finally:
@@ -197,16 +203,16 @@ class ChatProxy:
                                           total_ms=self._elapsed_ms(), **self.service.audit.texts(output=monitor.released))
             await stack.aclose()
 
-    async def _finish_row(self, decision: Decision, shown: str, halt_position: int | None) -> None:
-        assert self.input is not None
-        action = decision.action if decision.action != "allowed" else self.input.action
+    async def _finish_row(self, decision: Decision, shown: str, halt_position: int | None) -> str:
+        """Complete the stream's audit row; returns the request's action."""
+        action = self.action(decision)
         await self.service.amend(self.request_id, status="complete", action=action,
                                  guard_ms=round(self.guard_ms, 3), total_ms=self._elapsed_ms(),
                                  **self.service.output_fields(decision, halt_position),
                                  **self.service.audit.texts(output=shown))
-        self.final_action = action
+        return action
 
-    def _final_chunks(self, held: list[dict[str, Any]], tail: str, decision: Decision) -> list[dict[str, Any]]:
+    def _final_chunks(self, held: list[dict[str, Any]], tail: str, decision: Decision, action: str) -> list[dict[str, Any]]:
         """The rest of the released text, then the finish chunk with Bastion's verdict."""
         assert self.input is not None
         template = held[0] if held else {"id": f"chatcmpl-{self.request_id}", "object": "chat.completion.chunk",
@@ -221,7 +227,7 @@ class ChatProxy:
         finish = copy.deepcopy(finish or template)
         if decision.blocks:
             finish["choices"] = [{"index": 0, "delta": {}, "finish_reason": "content_filter"}]
-        finish["bastion"] = self.service.bastion_object(self.request_id, self.final_action, self.input.verdict,
+        finish["bastion"] = self.service.bastion_object(self.request_id, action, self.input.verdict,
                                                         decision.verdict)
         out.append(finish)
         if not decision.blocks:
@@ -230,7 +236,7 @@ class ChatProxy:
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _upstream(self) -> Any:
+    def _upstream(self) -> Upstream:
         if self.service.upstream is None:
             raise ApiError(503, error_body("no upstream model is configured", type="upstream_error"))
         return self.service.upstream

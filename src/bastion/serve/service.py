@@ -39,6 +39,14 @@ def guard_version(guard: Guard) -> str:
     return hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest()[:16] if files else "unsaved"
 
 
+def verdict_columns(direction: str, verdict: Verdict | None) -> dict[str, Any]:
+    """The audit columns of an input or output verdict (category only when flagged)."""
+    return {f"{direction}_flagged": verdict.flagged if verdict else None,
+            f"{direction}_score": verdict.score if verdict else None,
+            f"{direction}_category": verdict.category if verdict and verdict.flagged else None,
+            f"{direction}_stage": verdict.stage if verdict else None}
+
+
 @dataclass
 class Decision:
     """The input or output decision of one request, with what the audit row needs."""
@@ -60,11 +68,12 @@ class Service:
 
     def __post_init__(self) -> None:
         self.keys = KeyRing(self.config.api_keys)
-        self.version = guard_version(self.guard)
+        self.swap_guard(self.guard)
 
     def swap_guard(self, guard: Guard) -> None:
         """Use `guard` for new requests; requests in flight finish with the guard they started with."""
         self.guard, self.version = guard, guard_version(guard)
+        self.constitution_hash = guard.constitution.content_hash()  # once, not per audit row
 
     @property
     def enforcing(self) -> bool:
@@ -98,21 +107,13 @@ class Service:
     def row(self, request_id: str, endpoint: str, key_id: str | None, model: str | None,
             decision: Decision, **fields: Any) -> dict[str, Any]:
         """A new audit row for an input decision."""
-        verdict = decision.verdict
         return {"request_id": request_id, "endpoint": endpoint, "api_key_id": key_id, "model": model,
-                "mode": self.config.mode, "guard_version": self.version,
-                "constitution_hash": self.guard.constitution.content_hash(), "action": decision.action,
-                "input_flagged": verdict.flagged if verdict else None, "input_score": verdict.score if verdict else None,
-                "input_category": verdict.category if verdict and verdict.flagged else None,
-                "input_stage": verdict.stage if verdict else None, "error": decision.error, **fields}
+                "mode": self.config.mode, "guard_version": self.version, "constitution_hash": self.constitution_hash,
+                "action": decision.action, "error": decision.error, **verdict_columns("input", decision.verdict), **fields}
 
     @staticmethod
     def output_fields(decision: Decision, halt_position: int | None) -> dict[str, Any]:
-        verdict = decision.verdict
-        return {"output_flagged": verdict.flagged if verdict else None,
-                "output_score": verdict.score if verdict else None,
-                "output_category": verdict.category if verdict and verdict.flagged else None,
-                "output_stage": verdict.stage if verdict else None, "halt_position": halt_position}
+        return {**verdict_columns("output", decision.verdict), "halt_position": halt_position}
 
     def bastion_object(self, request_id: str, action: str, input_verdict: Verdict | None = None,
                        output_verdict: Verdict | None = None) -> dict[str, Any]:
