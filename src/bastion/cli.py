@@ -115,7 +115,7 @@ def train(
     exclude: Annotated[list[Path], typer.Option("--exclude", help="Drop training records near-duplicate to these evaluation JSONL files.")] = [],  # noqa: B006
     dev_pool: Annotated[bool, typer.Option(help="Use the trainable development-pool sources under BASTION_DATA_DIR.")] = True,
     seed: Annotated[int, typer.Option(help="Random seed; same inputs and seed give the same guard.")] = 13,
-    stage2: Annotated[str, typer.Option(help="none: stage 1 only; embed: add stage 2 (linear heads on the frozen encoder, minutes) and fit the cascade; finetune: fine-tune the encoder instead (needs bastion[train], ~30 min on 2 cores); reuse: take the stage-2 model of --stage2-from.")] = "none",
+    stage2: Annotated[str, typer.Option(help="none: stage 1 only; embed: add stage 2 (small MLP heads on the frozen encoder, minutes) and fit the cascade; finetune: fine-tune the encoder instead (needs bastion[train], ~30 min on 2 cores); reuse: take the stage-2 model of --stage2-from.")] = "none",
     stage2_from: Annotated[str | None, typer.Option(help="Guard artifact (or 'default') whose stage-2 model --stage2 reuse takes.")] = None,
     epochs: Annotated[float, typer.Option(help="Fine-tuning epochs for --stage2 finetune.")] = 1.0,
     escalation_rate: Annotated[float, typer.Option(help="Share of benign calibration traffic the cascade sends to stage 2.")] = 0.08,

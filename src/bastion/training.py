@@ -34,9 +34,10 @@ from bastion.errors import ArtifactError, ConfigError, DataUnavailableError
 from bastion.guard.guard import Guard
 from bastion.models.calibration import head_thresholds
 from bastion.models.cascade import fit_cascade
+from bastion.models.embedding_head import fit_embedding_head
 from bastion.models.encoder_stage import ENCODER_FILE, MODEL_FILE, TOKENIZER_FILE, EncoderStage
 from bastion.models.features import NgramHasher
-from bastion.models.linear import ANY, MISSING, NgramLinearClassifier, fit_heads
+from bastion.models.linear import ANY, MISSING, NgramLinearClassifier
 from bastion.models.prefix_loss import OutputLoss, fit_sequence_head
 
 Progress = Callable[[str], None]
@@ -59,7 +60,12 @@ class TrainConfig(BaseModel):
         default="none",
         description="none; embed: linear heads on the frozen encoder; finetune the encoder (needs bastion[train]); "
                     "reuse `stage2_from`'s model.")
-    stage2_C: float = Field(default=4.0, gt=0, description="Regularisation of the embed heads.")
+    stage2_C: float = Field(default=1.0, gt=0, description="Regularisation of the embed heads.")
+    stage2_hidden: int = Field(default=128, ge=0, description="Hidden units per MLP member under the embed heads; "
+                               "0 trains linear heads on the embeddings.")
+    stage2_members: int = Field(default=3, ge=1, description="MLPs whose hidden units the embed heads share.")
+    source_balance: bool = Field(default=True, description="Weight stage-2 training records by 1/sqrt(size of their "
+                                 "source), so a few large template-expanded sources do not set the decision.")
     stage2_from: str | None = Field(default=None, description="Guard artifact whose stage-2 model `reuse` takes.")
     stage2_epochs: float = Field(default=1.0, gt=0)
     output_classifier: bool = Field(default=True, description="Also train the exchange (output) classifier.")
@@ -195,7 +201,8 @@ def train_guard(constitution: Constitution, corpus: Corpus, config: TrainConfig,
     if config.stage2 == "reuse":
         stage2 = reused_stage2(config.stage2_from, heads)
     elif config.stage2 == "embed":
-        stage2 = embed_stage2(heads, train_texts, targets_for(train, heads), config, workdir, progress)
+        stage2 = embed_stage2(heads, train_texts, targets_for(train, heads), config, workdir, progress,
+                              source_weights(train) if config.source_balance else None)
     else:
         stage2 = train_stage2(heads, train_texts, targets_for(train, heads), config, workdir, progress)
     progress("choosing the cascade's band, weight and thresholds on calibration data")
@@ -231,9 +238,16 @@ def base_encoder(workdir: Path, progress: Progress) -> tuple[Path, Path]:
         return files[ENCODER_FILE], files[TOKENIZER_FILE]
 
 
+def source_weights(examples: Sequence[Example]) -> np.ndarray:
+    """1/sqrt(records of the same source), scaled to mean 1."""
+    counts = Counter(e.source for e in examples)
+    weights = np.array([counts[e.source] ** -0.5 for e in examples])
+    return weights * len(weights) / weights.sum()
+
+
 def embed_stage2(heads: Sequence[str], texts: Sequence[str], targets: np.ndarray, config: TrainConfig, workdir: Path,
-                 progress: Progress) -> EncoderStage:
-    """Linear heads over frozen sentence embeddings: stage 2 without torch, in minutes."""
+                 progress: Progress, sample_weight: np.ndarray | None = None) -> EncoderStage:
+    """Heads over frozen sentence embeddings: stage 2 without torch, in minutes."""
     from bastion.encoder.runtime import OnnxTextModel
 
     encoder, tokenizer = base_encoder(workdir, progress)
@@ -242,9 +256,11 @@ def embed_stage2(heads: Sequence[str], texts: Sequence[str], targets: np.ndarray
     for start in range(0, len(texts), 2048):
         progress(f"embedding records {start:,}-{min(start + 2048, len(texts)):,} of {len(texts):,}")
         chunks.append(model.run(texts[start:start + 2048]))
-    coef, intercept = fit_heads(np.concatenate(chunks), targets, heads, C=config.stage2_C, seed=config.seed)
+    progress(f"fitting the stage-2 heads ({config.stage2_members} x {config.stage2_hidden} hidden units)")
+    head = fit_embedding_head(np.concatenate(chunks), targets, heads, C=config.stage2_C, hidden=config.stage2_hidden,
+                              members=config.stage2_members, seed=config.seed, sample_weight=sample_weight)
     return EncoderStage(heads, encoder, tokenizer, max_tokens=EMBED_MAX_TOKENS, head_tokens=EMBED_HEAD_TOKENS,
-                        head=(coef, intercept))
+                        head=head)
 
 
 def train_stage2(heads: Sequence[str], texts: Sequence[str], targets: np.ndarray, config: TrainConfig, workdir: Path,

@@ -26,6 +26,7 @@ from bastion.guard.verdict import Verdict
 from bastion.models.artifacts import load_arrays, read_manifest, save_artifact, verified_path
 from bastion.models.calibration import calibrated_scores, logit
 from bastion.models.cascade import CascadeParams
+from bastion.models.embedding_head import EmbeddingHead
 from bastion.models.encoder_stage import HEAD_FILE, EncoderStage
 from bastion.models.features import NgramHasher
 from bastion.models.linear import ANY, NgramLinearClassifier
@@ -129,7 +130,7 @@ class Guard:
             manifest["cascade"] = self.cascade.model_dump()
             copies.update(self.stage2.files())
             if self.stage2.head is not None:
-                arrays[HEAD_FILE] = {"coef": self.stage2.head[0], "intercept": self.stage2.head[1]}
+                arrays[HEAD_FILE] = self.stage2.head.arrays()
         if self.output_stage is not None and self.output_thresholds is not None:
             manifest["stages"].append({"name": "output", "type": "ngram_linear", "heads": self.output_stage.heads,
                                        "hasher": self.output_stage.hasher.to_dict(), "weights": OUTPUT_FILE,
@@ -255,8 +256,7 @@ def _load_stage2(path: Path, manifest: dict[str, Any]) -> tuple[EncoderStage | N
     entry = entries[0]
     head = None
     if "head" in entry:
-        weights = load_arrays(path, manifest, entry["head"])
-        head = (weights["coef"].astype(np.float32), weights["intercept"].astype(np.float32))
+        head = EmbeddingHead.from_arrays(load_arrays(path, manifest, entry["head"]))
     stage2 = EncoderStage(entry["heads"], verified_path(path, manifest, entry["model"]),
                           verified_path(path, manifest, entry["tokenizer"]),
                           max_tokens=int(entry["max_tokens"]), head_tokens=int(entry["head_tokens"]), head=head)

@@ -1,7 +1,7 @@
 """Stage 2: the encoder classifier, served from ONNX on CPU.
 
-Two forms share one interface. `embed`: the pretrained encoder stays frozen and linear
-heads over its sentence embedding are trained (minutes on a CPU, no torch). `finetune`:
+Two forms share one interface. `embed`: the pretrained encoder stays frozen and heads over
+its sentence embedding are trained (minutes on a CPU, no torch; see `embedding_head`). `finetune`:
 encoder and head are fine-tuned together and exported as one graph that outputs logits.
 """
 
@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from bastion.encoder.runtime import OnnxTextModel
+from bastion.models.embedding_head import EmbeddingHead
 
 MODEL_FILE = "stage2.onnx"
 ENCODER_FILE = "encoder.onnx"
@@ -25,24 +26,21 @@ class EncoderStage:
     """A loaded stage-2 model; `decision_function` mirrors the stage-1 classifier's."""
 
     def __init__(self, heads: Sequence[str], model_path: Path, tokenizer_path: Path, *, max_tokens: int = 128,
-                 head_tokens: int = 32, head: tuple[np.ndarray, np.ndarray] | None = None, threads: int | None = None) -> None:
+                 head_tokens: int = 32, head: EmbeddingHead | None = None, threads: int | None = None) -> None:
         self.heads = list(heads)
         self.model_path, self.tokenizer_path = model_path, tokenizer_path
         self.max_tokens, self.head_tokens = max_tokens, head_tokens
         self.head = head
         self.model = OnnxTextModel(model_path, tokenizer_path, max_tokens=max_tokens, head_tokens=head_tokens, threads=threads)
-        width = head[0].shape[0] if head is not None else self.model.width
-        if width != len(self.heads) or (head is not None and head[0].shape[1] != self.model.width):
+        width = head.n_heads if head is not None else self.model.width
+        if width != len(self.heads) or (head is not None and head.input_width != self.model.width):
             raise ValueError(f"{model_path.name} and its head do not produce the manifest's {len(self.heads)} heads")
 
     def decision_function(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, len(self.heads)), dtype=np.float32)
         outputs = self.model.run(texts)
-        if self.head is None:
-            return outputs
-        coef, intercept = self.head
-        return outputs @ coef.T + intercept
+        return outputs if self.head is None else self.head(outputs)
 
     @property
     def kind(self) -> str:
