@@ -147,6 +147,13 @@ class Backend:
         """`complete` for synchronous callers (any thread)."""
         return self.submit(self._complete(self.request(messages, **params))).result()
 
+    def complete_many(self, conversations: Sequence[Messages], **params: Any) -> list[Completion]:
+        """Completions for a batch of conversations, requested concurrently (bounded by `concurrency`)."""
+        async def all_of() -> list[Completion]:
+            return list(await asyncio.gather(*(self._complete(self.request(m, **params)) for m in conversations)))
+
+        return self.submit(all_of()).result() if conversations else []
+
     async def _complete(self, body: dict[str, Any]) -> Completion:
         key = request_key(body)
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
