@@ -13,18 +13,18 @@ import pytest
 pytest.importorskip("openai")
 pytest.importorskip("uvicorn")
 
-from tests.llm_stub import StubLLM  # noqa: E402
-from tests.servers import running  # noqa: E402
+from tests.llm_stub import StubLLM
+from tests.servers import running
 
-from bastion.data.records import Example  # noqa: E402
-from bastion.errors import BackendError, ConfigError  # noqa: E402
-from bastion.guard import JudgedGuard  # noqa: E402
-from bastion.llm import Backend, BackendConfig, actionable, load_backend_config  # noqa: E402
-from bastion.llm.attacker import PairAttacker, as_attack  # noqa: E402
-from bastion.llm.judge import Judge, parse_judgement  # noqa: E402
-from bastion.redteam import InputClassifierDefence, Target, TargetSet, run  # noqa: E402
-from bastion.redteam.defence import EndToEndDefence  # noqa: E402
-from bastion.redteam.statistics import summarise  # noqa: E402
+from bastion.data.records import Example
+from bastion.errors import BackendError, ConfigError
+from bastion.guard import JudgedGuard
+from bastion.llm import Backend, BackendConfig, actionable, load_backend_config
+from bastion.llm.attacker import PairAttacker, as_attack
+from bastion.llm.judge import Judge, parse_judgement
+from bastion.redteam import InputClassifierDefence, Target, TargetSet, run
+from bastion.redteam.defence import EndToEndDefence
+from bastion.redteam.statistics import summarise
 
 
 def backend(url: str, tmp_path, **options) -> Backend:
