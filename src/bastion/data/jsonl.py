@@ -44,6 +44,17 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def json_object(text: str, line_number: int) -> dict[str, object]:
+    """One JSONL line as a JSON object; RecordError naming the line otherwise."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"line {line_number}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
+    if not isinstance(obj, dict):
+        raise RecordError(f"line {line_number}: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
 def parse_line(text: str, line_number: int, max_chars: int) -> Example:
     """One JSONL line to an Example; raises RecordError naming the line."""
     if len(text) > max_chars:
@@ -51,12 +62,7 @@ def parse_line(text: str, line_number: int, max_chars: int) -> Example:
             f"line {line_number}: record is {len(text):,} characters, over the limit of "
             f"{max_chars:,} (raise BASTION_MAX_RECORD_CHARS or --max-chars)"
         )
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RecordError(f"line {line_number}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
-    if not isinstance(obj, dict):
-        raise RecordError(f"line {line_number}: expected a JSON object, got {type(obj).__name__}")
+    obj = json_object(text, line_number)
     obj.setdefault("id", str(line_number))
     if obj["id"] is not None and not isinstance(obj["id"], str):
         obj["id"] = str(obj["id"])
@@ -168,12 +174,9 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
     with path.open("rb") as stream:
         for number, text in _decoded_lines(stream, str(path)):
             try:
-                row = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise RecordError(f"{path}: line {number}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
-            if not isinstance(row, dict):
-                raise RecordError(f"{path}: line {number}: expected a JSON object, got {type(row).__name__}")
-            yield number, row
+                yield number, json_object(text, number)
+            except RecordError as exc:
+                raise RecordError(f"{path}: {exc}") from exc
 
 
 class Appender:

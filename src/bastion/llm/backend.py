@@ -24,9 +24,12 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
-import openai
+from bastion.errors import BackendError, ConfigError
 
-from bastion.errors import BackendError
+try:
+    import openai
+except ImportError as exc:  # the `llm` extra
+    raise ConfigError('LLM backends need the OpenAI client: pip install "bastion-guard[llm]"') from exc
 from bastion.llm.cache import ResponseCache, request_key
 from bastion.llm.config import EMBEDDED, BackendConfig
 

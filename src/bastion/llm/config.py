@@ -13,9 +13,10 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bastion.serve.config import EMBEDDED, url_or_embedded
 from bastion.yamlfile import load_layered
 
-EMBEDDED = "embedded"
+__all__ = ["EMBEDDED", "BackendConfig", "load_backend_config"]
 
 
 class BackendConfig(BaseSettings):
@@ -39,9 +40,7 @@ class BackendConfig(BaseSettings):
     @field_validator("base_url")
     @classmethod
     def _url_or_embedded(cls, value: str) -> str:
-        if value != EMBEDDED and not value.startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} is neither 'embedded' nor an http(s) URL")
-        return value.rstrip("/")
+        return url_or_embedded(value)
 
 
 def load_backend_config(spec: str | None = None, **overrides: Any) -> BackendConfig:

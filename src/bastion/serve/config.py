@@ -93,9 +93,14 @@ class ServeConfig(BaseSettings):
     @field_validator("upstream")
     @classmethod
     def _url_or_embedded(cls, value: str) -> str:
-        if value != EMBEDDED and not value.startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} is neither 'embedded' nor an http(s) URL")
-        return value.rstrip("/")
+        return url_or_embedded(value)
+
+
+def url_or_embedded(value: str) -> str:
+    """An http(s) base URL without its trailing slash, or 'embedded'; ValueError otherwise."""
+    if value != EMBEDDED and not value.startswith(("http://", "https://")):
+        raise ValueError(f"{value!r} is neither 'embedded' nor an http(s) URL")
+    return value.rstrip("/")
 
 
 def load_config(path: Path | None = None, **overrides: Any) -> ServeConfig:
