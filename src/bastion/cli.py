@@ -18,6 +18,7 @@ from bastion import __version__
 from bastion.config import Settings
 from bastion.console import err, friendly, out
 from bastion.errors import BastionError, ExitCode, RecordError
+from bastion.llm.commands import generate
 from bastion.redteam.commands import redteam
 from bastion.serve.commands import audit_app, keys_app, serve
 
@@ -29,6 +30,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
 app.command()(serve)
 app.command()(redteam)
+app.command()(generate)
 GuardOption = Annotated[str, typer.Option("--guard", "-g", help="Guard artifact directory, or 'default' for the bundled guard.")]
 Kind = Annotated[str, typer.Option("--kind", help="What to score: input (the prompt/conversation), output (the response) or exchange (both).")]
 

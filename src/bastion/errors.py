@@ -6,6 +6,7 @@
      ├── RecordError            a JSONL/CSV record that cannot be read (names file and line)
      ├── ArtifactError          a guard artifact that is missing, corrupt or incompatible
      ├── DataUnavailableError   a dataset under BASTION_DATA_DIR that is not there
+     ├── BackendError           an LLM backend that kept failing after its retries
      └── NotFittedError         a model used before `fit`
 
 Every message names *what* is wrong and *where* (file, line, field path), and what to do
@@ -51,6 +52,12 @@ class ArtifactError(BastionError):
 
 class DataUnavailableError(BastionError):
     exit_code = ExitCode.DATA_MISSING
+
+
+class BackendError(BastionError):
+    """An LLM backend request failed for good (after retries), or was refused (bad key, unknown model)."""
+
+    exit_code = ExitCode.FAILED
 
 
 class NotFittedError(BastionError, ValueError, AttributeError):

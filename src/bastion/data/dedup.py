@@ -49,7 +49,7 @@ class MinHasher:
         return hashed.min(axis=0)
 
 
-class _UnionFind:
+class UnionFind:
     def __init__(self, n: int) -> None:
         self.parent = list(range(n))
 
@@ -69,7 +69,7 @@ def cluster(texts: Sequence[str], threshold: float = 0.7, bands: int = 16, seed:
     """Cluster id (the index of the cluster's first member) for every text."""
     hasher = MinHasher(num_perm=bands * 4, seed=seed)
     signatures = np.stack([hasher.signature(t) for t in texts]) if texts else np.zeros((0, bands * 4))
-    found = _UnionFind(len(texts))
+    found = UnionFind(len(texts))
     by_exact: dict[str, int] = {}
     for i, text in enumerate(texts):
         key = exact_key(text)
@@ -95,3 +95,39 @@ def near_duplicates_of(texts: Sequence[str], references: Sequence[str], threshol
     labels = cluster([*references, *texts], threshold=threshold)
     reference_clusters = set(labels[: len(references)])
     return [label in reference_clusters for label in labels[len(references):]]
+
+
+class NearDuplicateIndex:
+    """Incremental dedup: `add(text)` is False (and stores nothing) when `text` is an exact or
+    near-duplicate of a text already added, True otherwise.
+
+    The streaming counterpart of `cluster`, for pipelines that write records as they are made
+    (LLM generation) and so cannot cluster the whole set at the end. Same shingles, bands and
+    threshold.
+    """
+
+    def __init__(self, threshold: float = 0.7, bands: int = 16, seed: int = 1) -> None:
+        self.threshold, self.bands = threshold, bands
+        self.hasher = MinHasher(num_perm=bands * 4, seed=seed)
+        self.exact: set[str] = set()
+        self.buckets: list[dict[bytes, list[np.ndarray]]] = [defaultdict(list) for _ in range(bands)]
+
+    def _bands(self, signature: np.ndarray) -> list[bytes]:
+        rows = len(signature) // self.bands
+        return [signature[b * rows:(b + 1) * rows].tobytes() for b in range(self.bands)]
+
+    def contains(self, text: str) -> bool:
+        if exact_key(text) in self.exact:
+            return True
+        signature = self.hasher.signature(text)
+        return any(np.mean(signature == other) >= self.threshold
+                   for band, key in zip(self.buckets, self._bands(signature), strict=True) for other in band.get(key, ()))
+
+    def add(self, text: str) -> bool:
+        if self.contains(text):
+            return False
+        self.exact.add(exact_key(text))
+        signature = self.hasher.signature(text)
+        for band, key in zip(self.buckets, self._bands(signature), strict=True):
+            band[key].append(signature)
+        return True

@@ -44,6 +44,17 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def json_object(text: str, line_number: int) -> dict[str, object]:
+    """One JSONL line as a JSON object; RecordError naming the line otherwise."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"line {line_number}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
+    if not isinstance(obj, dict):
+        raise RecordError(f"line {line_number}: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
 def parse_line(text: str, line_number: int, max_chars: int) -> Example:
     """One JSONL line to an Example; raises RecordError naming the line."""
     if len(text) > max_chars:
@@ -51,12 +62,7 @@ def parse_line(text: str, line_number: int, max_chars: int) -> Example:
             f"line {line_number}: record is {len(text):,} characters, over the limit of "
             f"{max_chars:,} (raise BASTION_MAX_RECORD_CHARS or --max-chars)"
         )
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RecordError(f"line {line_number}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
-    if not isinstance(obj, dict):
-        raise RecordError(f"line {line_number}: expected a JSON object, got {type(obj).__name__}")
+    obj = json_object(text, line_number)
     obj.setdefault("id", str(line_number))
     if obj["id"] is not None and not isinstance(obj["id"], str):
         obj["id"] = str(obj["id"])
@@ -136,3 +142,65 @@ def write_jsonl(rows: Iterable[dict[str, object]], path: Path | None) -> int:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
             count += 1
     return count
+
+
+def repair_tail(path: Path) -> int:
+    """Cut a torn last line (left by a writer killed mid-line) off `path`; returns the bytes removed.
+
+    Append-only files (the LLM cache, `bastion generate` output) are only ever extended, so
+    everything before the last newline is whole; what follows it is the one line that was
+    being written when the process died.
+    """
+    if not path.exists():
+        return 0
+    with path.open("rb+") as handle:
+        size = keep = handle.seek(0, os.SEEK_END)
+        while keep > 0:
+            start = max(0, keep - 4096)
+            handle.seek(start)
+            newline = handle.read(keep - start).rfind(b"\n")
+            if newline >= 0:
+                keep = start + newline + 1
+                break
+            keep = start
+        handle.truncate(keep)
+        return size - keep
+
+
+def read_rows(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
+    """(line number, JSON object) for each line of an append-only file; a bad line is a RecordError."""
+    if not path.exists():
+        return
+    with path.open("rb") as stream:
+        for number, text in _decoded_lines(stream, str(path)):
+            try:
+                yield number, json_object(text, number)
+            except RecordError as exc:
+                raise RecordError(f"{path}: {exc}") from exc
+
+
+class Appender:
+    """Appends JSON rows to a file, one whole line per write, flushed at once (so a kill loses no finished row)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        repair_tail(path)
+        self.path = path
+        self._handle = path.open("a", encoding="utf-8")
+
+    def write(self, row: dict[str, object]) -> None:
+        self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        if self._handle.closed:
+            return
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+
+    def __enter__(self) -> Appender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -10,7 +10,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from bastion.data.dedup import cluster
+from bastion.data.dedup import UnionFind, cluster
 from bastion.data.records import Example, render
 from bastion.data.transforms import TRANSFORMS
 from bastion.errors import ConfigError
@@ -51,9 +51,19 @@ def load_manifest() -> SplitManifest:
 
 
 def assign_groups(examples: Sequence[Example], threshold: float = 0.7) -> list[Example]:
-    """Copies of `examples` whose `group` is their near-duplicate cluster."""
+    """Copies of `examples` whose `group` joins their near-duplicate cluster with any group they already name.
+
+    A declared group keeps derived records with their source even when the text differs
+    entirely (an LLM translation and the query it translates), so they share a split.
+    """
     labels = cluster([render(e) for e in examples], threshold=threshold)
-    return [e.model_copy(update={"group": f"g:{examples[label].id}"}) for e, label in zip(examples, labels, strict=True)]
+    found = UnionFind(len(examples))
+    first_of: dict[str, int] = {}
+    for i, (example, label) in enumerate(zip(examples, labels, strict=True)):
+        found.union(i, label)
+        if example.group:
+            found.union(i, first_of.setdefault(example.group, i))
+    return [e.model_copy(update={"group": f"g:{examples[found.find(i)].id}"}) for i, e in enumerate(examples)]
 
 
 def assign_splits(examples: Sequence[Example], manifest: SplitManifest) -> dict[Split, list[Example]]:

@@ -43,7 +43,7 @@ def bundled_path(name: str) -> Path:
     return Path(str(resources.files("bastion") / "guards" / name))
 
 
-def _as_example(messages: MessagesLike, response: str | None) -> Example:
+def as_example(messages: MessagesLike, response: str | None) -> Example:
     if isinstance(messages, str):
         return Example(prompt=messages, response=response)
     return Example(messages=[Message.model_validate(m) for m in messages], response=response)
@@ -221,7 +221,7 @@ class Guard:
     def check(self, messages: MessagesLike, response: str | None = None) -> Verdict:
         """Verdict on a prompt or conversation; with `response`, on the exchange."""
         kind: Kind = "input" if response is None else "exchange"
-        return self.score_examples([_as_example(messages, response)], kind)[0]
+        return self.score_examples([as_example(messages, response)], kind)[0]
 
     async def acheck(self, messages: MessagesLike, response: str | None = None) -> Verdict:
         return await asyncio.to_thread(self.check, messages, response)
@@ -232,7 +232,7 @@ class Guard:
         `options` are StreamMonitor's: every_chars, hold_back, window_chars, recheck_chars,
         smoothing, use_stage2.
         """
-        return StreamMonitor(self, _as_example(messages, None).conversation(), **options)
+        return StreamMonitor(self, as_example(messages, None).conversation(), **options)
 
     @property
     def deciding(self) -> np.ndarray:

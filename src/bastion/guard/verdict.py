@@ -22,3 +22,5 @@ class Verdict(BaseModel):
     stage: str = Field(description="The cascade stage that decided.")
     halted: bool | None = Field(default=None, description="Streams only: the response was stopped.")
     position: int | None = Field(default=None, description="Streams only: characters released.")
+    judge_error: str | None = Field(default=None, description="The LLM judge was asked but its answer could not be "
+                                    "used (unparseable or failed); the verdict is the cascade's.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,8 +16,13 @@ from bastion.console import err, friendly, out
 from bastion.errors import ExitCode
 
 if TYPE_CHECKING:
+    from bastion.guard import Guard
+    from bastion.llm import Backend
     from bastion.redteam.attacks import Attack
-    from bastion.redteam.report import RedteamReport
+    from bastion.redteam.defence import Defence
+    from bastion.redteam.report import AttackerSummary, RedteamReport
+    from bastion.redteam.targets import TargetSet
+BACKEND_HELP = "an LLM backend: 'embedded' (SmolLM2), an OpenAI-compatible base URL, or a backend YAML file (model: BASTION_LLM_MODEL or the file)"
 
 
 @friendly
@@ -30,17 +36,25 @@ def redteam(
     workers: Annotated[int | None, typer.Option(help="Scoring threads (default: CPU count).")] = None,
     wild: Annotated[bool, typer.Option(help="Add held-out in-the-wild templates from BASTION_DATA_DIR when present.")] = True,
     list_attacks: Annotated[bool, typer.Option("--list", help="List the selected attacks and exit.")] = False,
+    judge: Annotated[str | None, typer.Option("--judge", help=f"Red-team end to end and grade with an LLM judge, {BACKEND_HELP}. Inputs that pass the guard go to --upstream; answers the output classifier lets through are graded against the constitution. One request per input: narrow with --attacks/--targets.")] = None,
+    upstream: Annotated[str | None, typer.Option("--upstream", help="With --judge: the guarded model whose answers are graded (default: the judge's backend).")] = None,
+    attacker: Annotated[str | None, typer.Option("--attacker", help=f"Add the PAIR-style automated attacker, {BACKEND_HELP}: it rewrites each target question from the defence's verdicts; its results are the family 'pair'.")] = None,
+    attacker_rounds: Annotated[int, typer.Option(help="Rewrites the attacker may try per target.")] = 5,
 ) -> None:
-    """Run every attack against every target question: attack success with exact intervals, universal jailbreaks, benign refusal."""
+    """Run every attack against every target question: attack success with exact intervals, universal jailbreaks, benign refusal.
+
+    Classifier level by default (an attack succeeds when the input classifier does not flag
+    it); with --judge, end to end through a guarded model, graded by an LLM judge.
+    """
     from bastion.guard import Guard
-    from bastion.redteam import InputClassifierDefence, bundled_targets, library, load_targets, run, select
+    from bastion.redteam import InputClassifierDefence, bundled_targets, library, load_targets, run
     from bastion.redteam.gates import failed, parse_gates
     from bastion.redteam.report import build_report, render_html
     from bastion.redteam.runner import plan_size
     from bastion.redteam.statistics import GATE_METRICS, gate_values
 
     gates = parse_gates(fail_if, GATE_METRICS)
-    chosen = select(library(Settings().data_dir if wild else None), attacks)
+    chosen = _selected(library(Settings().data_dir if wild else None), attacks, attacker is not None)
     if list_attacks:
         _print_attacks(chosen)
         return
@@ -48,11 +62,21 @@ def redteam(
     target_set = load_targets(targets or bundled_targets(g.constitution.name))
     if target_set.constitution != g.constitution.name:
         err.print(f"[yellow]targets are written for {target_set.constitution!r}, the guard enforces {g.constitution.name!r}[/]")
-    with Progress(TextColumn("red team"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err) as progress:
-        task = progress.add_task("", total=plan_size(chosen, target_set))
-        result = run(chosen, target_set, InputClassifierDefence(g), workers=workers,
-                     on_batch=lambda n: progress.advance(task, n))
-    built = build_report(result, g, guard, target_set, attacks)
+    with ExitStack() as stack:
+        backends = _Backends(stack)
+        defence: Defence = InputClassifierDefence(g)
+        if judge is not None:
+            defence = _end_to_end(g, backends.get(upstream or judge), backends.get(judge))
+        summary = None
+        if attacker is not None:
+            pair, summary = _pair(backends.get(attacker), defence, target_set, attacker_rounds)
+            chosen = [*chosen, pair]
+        with Progress(TextColumn("red team"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err) as progress:
+            task = progress.add_task("", total=plan_size(chosen, target_set))
+            result = run(chosen, target_set, defence, workers=workers, on_batch=lambda n: progress.advance(task, n))
+        built = build_report(result, g, guard, target_set, attacks, attacker=summary,
+                             judge=backends.get(judge).model if judge else None,
+                             upstream=backends.get(upstream or judge).model if judge else None)
     _print_summary(built)
     if as_json:
         as_json.write_text(built.model_dump_json(indent=2), encoding="utf-8")
@@ -64,6 +88,54 @@ def redteam(
         err.print(f"[bold red]gate failed:[/] {gate} (value {values[gate.metric]:.4f})")
     if failures:
         raise typer.Exit(int(ExitCode.FAILED))
+
+
+def _selected(attacks: Sequence[Attack], spec: str | None, with_attacker: bool) -> list[Attack]:
+    """`--attacks` as `select` reads it; with --attacker, the name 'pair' (the attacker's family) is allowed too,
+    and `--attacks pair` runs the attacker alone."""
+    from bastion.llm.attacker import FAMILY
+    from bastion.redteam import select
+
+    names = [n.strip() for n in (spec or "").split(",") if n.strip()]
+    if not with_attacker or FAMILY not in names:
+        return select(attacks, spec)
+    rest = [n for n in names if n != FAMILY]
+    return select(attacks, ",".join(rest)) if rest else []
+
+
+class _Backends:
+    """One connection per distinct backend spec (so --judge embedded --attacker embedded start one model)."""
+
+    def __init__(self, stack: ExitStack) -> None:
+        self.stack, self.open = stack, {}
+
+    def get(self, spec: str) -> Backend:
+        from bastion.llm import connect, load_backend_config
+
+        if spec not in self.open:
+            self.open[spec] = self.stack.enter_context(connect(load_backend_config(spec)))
+        return self.open[spec]
+
+
+def _end_to_end(guard: Guard, upstream: Backend, judge: Backend) -> Defence:
+    from bastion.llm.judge import Judge
+    from bastion.redteam.defence import EndToEndDefence
+
+    return EndToEndDefence(guard, upstream, Judge(guard.constitution, judge))
+
+
+def _pair(backend: Backend, defence: Defence, targets: TargetSet, rounds: int) -> tuple[Attack, AttackerSummary]:
+    """Run the automated attacker over every target; its attack and summary."""
+    from bastion.llm.attacker import PairAttacker, as_attack
+    from bastion.redteam.report import AttackerSummary
+
+    with Progress(TextColumn(f"attacker ({backend.model})"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err) as progress:
+        task = progress.add_task("", total=len(targets.forbidden))
+        outcomes = PairAttacker(backend, defence, rounds=rounds).run(targets.forbidden, lambda: progress.advance(task))
+    used = [o.rounds for o in outcomes if o.success]
+    return as_attack(outcomes), AttackerSummary(model=backend.model, max_rounds=rounds, targets=len(outcomes),
+                                                successes=len(used), mean_rounds_to_success=sum(used) / len(used) if used else None)
 
 
 def _print_attacks(attacks: Sequence[Attack]) -> None:
@@ -86,3 +158,8 @@ def _print_summary(report: RedteamReport) -> None:
     for row in s.universal:
         out.print(f"universal at k={row.k}/{row.n}: {len(row.attacks)} {', '.join(row.attacks[:5])}")
     out.print(f"{s.ms_per_request:.2f} ms/request, escalation {s.escalation_rate:.1%}, {s.seconds:.1f} s")
+    if report.attacker is not None:
+        a = report.attacker
+        out.print(f"attacker {a.model}: {a.successes}/{a.targets} targets passed within {a.max_rounds} rounds")
+    if s.judge_errors:
+        err.print(f"[yellow]{s.judge_errors} judge answers could not be parsed; the output classifier's verdict stood[/]")

@@ -34,6 +34,7 @@ class Trial(BaseModel):
     score: float
     flagged: bool
     stage: str
+    judge_error: str | None = Field(default=None, description="Set when the judge's answer could not be used.")
 
 
 class RunResult(BaseModel):
@@ -76,7 +77,7 @@ def run(attacks: Sequence[Attack], targets: TargetSet, defence: Defence, *, work
         verdicts = defence([e for e, _ in batch])
         elapsed = time.perf_counter() - started
         on_batch(len(batch))
-        return [Trial(**meta, score=v.score, flagged=v.flagged, stage=v.stage)  # type: ignore[arg-type]
+        return [Trial(**meta, score=v.score, flagged=v.flagged, stage=v.stage, judge_error=v.judge_error)  # type: ignore[arg-type]
                 for (_, meta), v in zip(batch, verdicts, strict=True)], elapsed
 
     started = time.perf_counter()

@@ -56,6 +56,7 @@ class RedteamStats(BaseModel):
     ms_per_request: float
     escalation_rate: float
     seconds: float
+    judge_errors: int = Field(default=0, description="Answers whose judge grade could not be used (the output check decided).")
 
 
 def _asr(trials: Sequence[Trial]) -> Estimate:
@@ -113,6 +114,7 @@ def summarise(result: RunResult) -> RedteamStats:
         ms_per_request=1000 * result.scoring_seconds / max(1, len(result.trials)),
         escalation_rate=sum(t.stage == "stage2" for t in result.trials) / max(1, len(result.trials)),
         seconds=result.seconds,
+        judge_errors=sum(t.judge_error is not None for t in result.trials),
     )
 
 

@@ -13,11 +13,11 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bastion.errors import ConfigError
-from bastion.yamlfile import read_mapping, validation_message
+from bastion.yamlfile import load_layered
 
 EMBEDDED = "embedded"
 RESOLVED_ENV = "BASTION_SERVE_RESOLVED_CONFIG"  # how `--workers N` hands the final config to each worker
@@ -93,47 +93,19 @@ class ServeConfig(BaseSettings):
     @field_validator("upstream")
     @classmethod
     def _url_or_embedded(cls, value: str) -> str:
-        if value != EMBEDDED and not value.startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} is neither 'embedded' nor an http(s) URL")
-        return value.rstrip("/")
+        return url_or_embedded(value)
 
 
-class _Mapping(PydanticBaseSettingsSource):
-    """A settings source holding the YAML file's contents (lowest priority)."""
-
-    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
-        super().__init__(settings_cls)
-        self.data = data
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return self.data.get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return self.data
+def url_or_embedded(value: str) -> str:
+    """An http(s) base URL without its trailing slash, or 'embedded'; ValueError otherwise."""
+    if value != EMBEDDED and not value.startswith(("http://", "https://")):
+        raise ValueError(f"{value!r} is neither 'embedded' nor an http(s) URL")
+    return value.rstrip("/")
 
 
 def load_config(path: Path | None = None, **overrides: Any) -> ServeConfig:
     """File < environment < `overrides` (options given on the command line)."""
-    origin = str(path) if path else "serve configuration"
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            data = read_mapping(path.read_text(encoding="utf-8"), origin, ConfigError)
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read the configuration file ({exc.strerror})") from exc
-
-    class _FromFile(ServeConfig):
-        @classmethod
-        def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-                                       env_settings: PydanticBaseSettingsSource, **_: PydanticBaseSettingsSource
-                                       ) -> tuple[PydanticBaseSettingsSource, ...]:
-            return init_settings, env_settings, _Mapping(settings_cls, data)
-
-    try:
-        return _FromFile(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        raise ConfigError(validation_message(exc, data, f"{origin} (with BASTION_SERVE_* variables and options)",
-                                             "serve configuration")) from exc
+    return load_layered(ServeConfig, path, "serve configuration", **overrides)
 
 
 def to_environment(config: ServeConfig) -> None:

@@ -38,6 +38,18 @@ class Provenance(BaseModel):
     attacks_selected: str = Field(description="The --attacks selection, or 'all'.")
     workers: int
     created: str
+    judge: str | None = Field(default=None, description="Model that graded end-to-end answers (--judge).")
+    upstream: str | None = Field(default=None, description="Guarded model whose answers were graded.")
+
+
+class AttackerSummary(BaseModel):
+    """How the automated attacker (family `pair`) fared."""
+
+    model: str
+    max_rounds: int
+    targets: int
+    successes: int
+    mean_rounds_to_success: float | None = Field(description="Rewrites used by the successful attacks (0: the bare question passed).")
 
 
 class RedteamReport(BaseModel):
@@ -46,6 +58,7 @@ class RedteamReport(BaseModel):
     counts: dict[str, int]
     stats: RedteamStats
     detection: DetectionReport = Field(description="Forbidden inputs (attacked or direct) vs the benign and over-refusal suites.")
+    attacker: AttackerSummary | None = None
 
 
 def _sha256(data: bytes) -> str:
@@ -56,7 +69,8 @@ def labels_and_scores(result: RunResult) -> tuple[np.ndarray, np.ndarray]:
     return (np.array([t.label for t in result.trials], dtype=int), np.array([t.score for t in result.trials], dtype=float))
 
 
-def build_report(result: RunResult, guard: Guard, guard_name: str, targets: TargetSet, selection: str | None) -> RedteamReport:
+def build_report(result: RunResult, guard: Guard, guard_name: str, targets: TargetSet, selection: str | None, *,
+                 judge: str | None = None, upstream: str | None = None, attacker: AttackerSummary | None = None) -> RedteamReport:
     labels, scores = labels_and_scores(result)
     source = Path(targets.source)
     provenance = Provenance(
@@ -66,10 +80,10 @@ def build_report(result: RunResult, guard: Guard, guard_name: str, targets: Targ
         constitution_sha256=guard.constitution.content_hash(),
         targets=targets.source, targets_sha256=_sha256(source.read_bytes()) if source.is_file() else "",
         defence=result.defence, attacks_selected=selection or "all", workers=result.workers,
-        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        created=datetime.now(UTC).isoformat(timespec="seconds"), judge=judge, upstream=upstream,
     )
     stats = summarise(result)
     counts = {"targets": result.n_targets, "inputs": len(result.trials), "attacks": len(stats.attacks),
               "benign": len(targets.benign), "over_refusal": len(targets.over_refusal)}
-    return RedteamReport(provenance=provenance, counts=counts, stats=stats,
+    return RedteamReport(provenance=provenance, counts=counts, stats=stats, attacker=attacker,
                          detection=detection_report(labels, scores, reps=200))
