@@ -6,6 +6,7 @@
      ├── RecordError            a JSONL/CSV record that cannot be read (names file and line)
      ├── ArtifactError          a guard artifact that is missing, corrupt or incompatible
      ├── DataUnavailableError   a dataset under BASTION_DATA_DIR that is not there
+     ├── EngineError            a compute cluster that cannot be reached or cannot run the work
      └── NotFittedError         a model used before `fit`
 
 Every message names *what* is wrong and *where* (file, line, field path), and what to do
@@ -25,6 +26,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2  # bad options (Typer's own usage errors use 2 as well)
     BAD_INPUT = 3  # malformed constitution, record or artifact
     DATA_MISSING = 4
+    UNAVAILABLE = 5  # a cluster (or a worker on it) that cannot be reached or cannot start
 
 
 class BastionError(Exception):
@@ -51,6 +53,10 @@ class ArtifactError(BastionError):
 
 class DataUnavailableError(BastionError):
     exit_code = ExitCode.DATA_MISSING
+
+
+class EngineError(BastionError):
+    exit_code = ExitCode.UNAVAILABLE
 
 
 class NotFittedError(BastionError, ValueError, AttributeError):

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from bastion.config import Settings
-from bastion.console import err, friendly, out
+from bastion.console import err, friendly, out, progress
+from bastion.engine.options import EngineOption, RayAddressOption, ShipGuardOption, ThreadsOption, WorkersOption
 from bastion.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -27,12 +27,18 @@ def redteam(
     as_json: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON here.")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="Write the self-contained HTML report here.")] = None,
     fail_if: Annotated[list[str], typer.Option("--fail-if", help="Gate such as 'asr>0.05' (repeatable; several per value, space-separated). Exit 1 when one holds.")] = [],  # noqa: B006
-    workers: Annotated[int | None, typer.Option(help="Scoring threads (default: CPU count).")] = None,
+    workers: WorkersOption = None,
     wild: Annotated[bool, typer.Option(help="Add held-out in-the-wild templates from BASTION_DATA_DIR when present.")] = True,
     list_attacks: Annotated[bool, typer.Option("--list", help="List the selected attacks and exit.")] = False,
+    engine: EngineOption = "local",
+    ray_address: RayAddressOption = None,
+    threads: ThreadsOption = 1,
+    ship_guard: ShipGuardOption = False,
 ) -> None:
     """Run every attack against every target question: attack success with exact intervals, universal jailbreaks, benign refusal."""
+    from bastion.engine import open_engine
     from bastion.guard import Guard
+    from bastion.guard.batch import GuardSpec
     from bastion.redteam import InputClassifierDefence, bundled_targets, library, load_targets, run, select
     from bastion.redteam.gates import failed, parse_gates
     from bastion.redteam.report import build_report, render_html
@@ -48,10 +54,10 @@ def redteam(
     target_set = load_targets(targets or bundled_targets(g.constitution.name))
     if target_set.constitution != g.constitution.name:
         err.print(f"[yellow]targets are written for {target_set.constitution!r}, the guard enforces {g.constitution.name!r}[/]")
-    with Progress(TextColumn("red team"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err) as progress:
-        task = progress.add_task("", total=plan_size(chosen, target_set))
-        result = run(chosen, target_set, InputClassifierDefence(g), workers=workers,
-                     on_batch=lambda n: progress.advance(task, n))
+    defence = InputClassifierDefence.loader(GuardSpec.of(guard, threads=threads, ship=ship_guard))
+    with open_engine(engine, address=ray_address, workers=workers, threads=threads) as runner, \
+            progress("red team", plan_size(chosen, target_set)) as advance:
+        result = run(chosen, target_set, defence, engine=runner, on_batch=advance)
     built = build_report(result, g, guard, target_set, attacks)
     _print_summary(built)
     if as_json:
