@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -167,8 +168,8 @@ def _connect(address: str | None) -> None:
     if address not in (None, "auto", "local"):
         _check_reachable(address)
     kwargs: dict[str, Any] = {"address": address, "logging_level": "WARNING"}
-    if address in (None, "local"):
-        kwargs["include_dashboard"] = False
+    if address == "local" or (address is None and not os.environ.get("RAY_ADDRESS")):
+        kwargs["include_dashboard"] = False  # starting a cluster: Ray refuses this option when joining one
     try:
         ray.init(**kwargs)
     except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
