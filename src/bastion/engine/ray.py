@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
+from bastion import __version__
 from bastion.engine.base import ordered
 from bastion.errors import BastionError, EngineError
 
@@ -89,9 +90,14 @@ class RayEngine:
     def map(self, factory: Callable[[], Callable[[T], R]], batches: Iterable[T]) -> Iterator[tuple[T, R]]:
         if not ray.is_initialized():
             raise EngineError("the Ray engine is not connected; use it as a context manager (with RayEngine(...) as engine)")
-        actors = _Actors(ray.put(factory), self.workers, self.cpus_per_worker)
         try:
+            actors = _Actors(ray.put(factory), self.workers, self.cpus_per_worker)
             self._wait_ready(actors.handles)
+        except (RayActorError, RayTaskError, ImportError, AttributeError) as exc:  # the nodes cannot unpickle our code
+            last = str(exc).strip().splitlines()[-1] if str(exc).strip() else exc.__class__.__name__
+            raise EngineError(f"Ray workers could not start ({last}); every node needs bastion-guard {__version__} "
+                              "installed, the same version as the driver") from None
+        try:
             yield from ordered(batches, actors.submit, functools.partial(self._result, actors), 2 * self.workers)
         finally:
             actors.kill()
