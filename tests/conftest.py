@@ -46,3 +46,26 @@ def lemon_guard() -> Guard:
     config = TrainConfig(use_dev_pool=False, n_features=2**16, template_expansions=1)
     return train_guard(constitution, corpus, config, constitution_text=constitution_file.read_text(encoding="utf-8"),
                        responses=list(read_examples(LEMON / "responses.jsonl")))
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray cluster (2 CPUs) for the session; its files live in a short temp dir, not in $HOME."""
+    import os
+    import shutil
+    import tempfile
+
+    ray = pytest.importorskip("ray")
+    env = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    temp = tempfile.mkdtemp(prefix="r", dir="/tmp")  # Ray's socket paths must stay short
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, logging_level="ERROR")
+    yield ray
+    ray.shutdown()
+    shutil.rmtree(temp, ignore_errors=True)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

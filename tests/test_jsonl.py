@@ -55,3 +55,19 @@ def test_atomic_writer_leaves_nothing_on_failure(tmp_path):
     assert list(tmp_path.iterdir()) == [target]
     write_jsonl([{"a": 1}], target)
     assert target.read_text() == '{"a": 1}\n'
+
+
+@pytest.mark.parametrize("turns", [[("user", "hi")], [("system", "s"), ("user", "a\n\n[tool] b"), ("assistant", "")],
+                                   [("user", "[user] nested"), ("assistant", "x\n\n"), ("user", "")]])
+def test_a_rendered_conversation_parses_back_to_the_same_text(turns):
+    from bastion.data.records import Message, parse_conversation, render_conversation
+
+    text = render_conversation([Message(role=role, content=content) for role, content in turns])
+    assert render_conversation(parse_conversation(text)) == text
+
+
+def test_a_rendered_conversation_must_start_with_a_turn():
+    from bastion.data.records import parse_conversation
+
+    with pytest.raises(ValueError, match="not a rendered conversation"):
+        parse_conversation("no markers here")

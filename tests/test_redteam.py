@@ -165,7 +165,7 @@ def test_bundled_targets_match_their_constitution(name):
 def lemon_run(lemon_guard):
     targets = load_targets(LEMON_TARGETS)
     result = run(select(library(None), "base64,persona_roleplay,many_shot_8,fragment_turns"), targets,
-                 InputClassifierDefence(lemon_guard), workers=2, batch_size=7)
+                 lambda: InputClassifierDefence(lemon_guard), workers=2, batch_size=7)
     return result, build_report(result, lemon_guard, "lemon", targets, None)
 
 

@@ -16,7 +16,8 @@ from rich.table import Table
 
 from bastion import __version__
 from bastion.config import Settings
-from bastion.console import err, friendly, out
+from bastion.console import err, friendly, out, progress
+from bastion.engine.options import EngineOption, RayAddressOption, ShipGuardOption, ThreadsOption, WorkersOption
 from bastion.errors import BastionError, ExitCode, RecordError
 from bastion.llm.commands import generate
 from bastion.redteam.commands import redteam
@@ -32,6 +33,7 @@ app.command()(serve)
 app.command()(redteam)
 app.command()(generate)
 GuardOption = Annotated[str, typer.Option("--guard", "-g", help="Guard artifact directory, or 'default' for the bundled guard.")]
+BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Records scored per batch (a fixed size gives the same scores on every engine).")]
 Kind = Annotated[str, typer.Option("--kind", help="What to score: input (the prompt/conversation), output (the response) or exchange (both).")]
 
 
@@ -230,42 +232,55 @@ def rollback(
 @app.command()
 @friendly
 def score(
-    input: Annotated[Path | None, typer.Argument(help="JSONL records (prompt or messages, optional response); stdin when omitted.")] = None,
+    input: Annotated[Path | None, typer.Argument(help="JSONL records (prompt or messages, optional response; or rows of `bastion audit export`); stdin when omitted.")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write JSONL verdicts here (atomically); stdout when omitted.")] = None,
     guard: GuardOption = "default",
     kind: Kind = "input",
     on_error: Annotated[str, typer.Option("--on-error", help="fail: stop at the first bad line; skip: leave it out and report it.")] = "fail",
     max_chars: Annotated[int | None, typer.Option("--max-chars", help="Reject records longer than this (default BASTION_MAX_RECORD_CHARS).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Records scored per batch.")] = 512,
+    batch_size: BatchSize = 512,
+    engine: EngineOption = "local",
+    ray_address: RayAddressOption = None,
+    workers: WorkersOption = None,
+    threads: ThreadsOption = 1,
+    ship_guard: ShipGuardOption = False,
 ) -> None:
     """Score JSONL records and write one verdict per record (id, score, flagged, categories, stage)."""
     from bastion.data.jsonl import SkippedLines, read_examples, write_jsonl
-    from bastion.guard import Guard
+    from bastion.engine import open_engine
+    from bastion.guard.batch import GuardSpec, score_records
 
     if on_error not in ("fail", "skip"):
         raise BastionError(f"--on-error must be fail or skip, not {on_error!r}")
     kind = _kind(kind)
-    g = Guard.load(guard)
+    spec = GuardSpec.of(guard, threads=threads, ship=ship_guard)
     skipped = SkippedLines()
     records = read_examples(input, on_error=on_error, max_chars=max_chars or Settings().max_record_chars, skipped=skipped)  # type: ignore[arg-type]
-    rows = list(_verdict_rows(g, records, kind, batch_size))
-    if not rows:
-        raise RecordError(f"{input or '<stdin>'}: no records to score (empty input)")
-    write_jsonl(rows, output)
+    counts = {"records": 0, "flagged": 0}
+
+    def rows(scored: Any) -> Any:
+        for example, verdict in scored:
+            counts["records"] += 1
+            counts["flagged"] += verdict.flagged
+            yield {"id": example.id, **verdict.model_dump(exclude_none=True)}
+        if not counts["records"]:  # raised inside the writer, so no empty output file is left behind
+            raise RecordError(f"{input or '<stdin>'}: no records to score (empty input)")
+
+    with open_engine(engine, address=ray_address, workers=workers, threads=threads) as runner, \
+            progress("scoring", _count_lines(input)) as advance:
+        write_jsonl(rows(score_records(runner, spec, records, kind, batch_size=batch_size, on_batch=advance)), output)
     for _, reason in skipped.lines:
         err.print(f"[yellow]skipped[/] {reason}", highlight=False)
     if output is not None:
-        flagged = sum(bool(r["flagged"]) for r in rows)
-        err.print(f"scored {len(rows)} records, {flagged} flagged, {len(skipped.lines)} skipped -> {output}")
+        err.print(f"scored {counts['records']} records, {counts['flagged']} flagged, {len(skipped.lines)} skipped -> {output}")
 
 
-def _verdict_rows(g: Any, records: Any, kind: str, batch_size: int) -> Any:
-    from itertools import islice
-
-    records = iter(records)
-    while batch := list(islice(records, batch_size)):
-        for example, verdict in zip(batch, g.score_examples(list(batch), kind), strict=True):
-            yield {"id": example.id, **verdict.model_dump(exclude_none=True)}
+def _count_lines(path: Path | None) -> int | None:
+    """Lines in `path` (a progress bar's total); None for stdin."""
+    if path is None or not path.is_file():
+        return None
+    with path.open("rb") as handle:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
 
 
 @app.command()
@@ -305,23 +320,33 @@ def evaluate(
     kind: Kind = "input",
     as_json: Annotated[Path | None, typer.Option("--json", help="Also write the metrics as JSON here.")] = None,
     seed: Annotated[int, typer.Option(help="Bootstrap seed for the intervals.")] = 0,
+    batch_size: BatchSize = 512,
+    engine: EngineOption = "local",
+    ray_address: RayAddressOption = None,
+    workers: WorkersOption = None,
+    threads: ThreadsOption = 1,
+    ship_guard: ShipGuardOption = False,
 ) -> None:
     """Evaluate a guard on labelled records: AUROC, AUPRC, F1, precision, recall, FPR, TPR at 1% FPR, with 95% intervals."""
     import numpy as np
 
     from bastion.data.jsonl import write_jsonl
+    from bastion.engine import open_engine
     from bastion.evaluation.metrics import detection_report
     from bastion.evaluation.suites import load_suite, parse_columns, read_table
-    from bastion.guard import Guard
+    from bastion.guard.batch import GuardSpec, score_records
 
     if (file is None) == (suite is None):
         raise BastionError("give either FILE or --suite NAME")
-    g = Guard.load(guard)
+    spec = GuardSpec.of(guard, threads=threads, ship=ship_guard)
     records = load_suite(suite, Settings().data_dir) if suite else read_table(file, parse_columns(columns))  # type: ignore[arg-type]
     missing = [r.id for r in records if r.label is None]
     if missing:
         raise RecordError(f"{file or suite}: {len(missing)} records have no 'label' (first: id {missing[0]})")
-    scores = np.array([v.score for v in g.score_examples(records, _kind(kind))])
+    kind = _kind(kind)
+    with open_engine(engine, address=ray_address, workers=workers, threads=threads) as runner, \
+            progress("scoring", len(records)) as advance:
+        scores = np.array([v.score for _, v in score_records(runner, spec, records, kind, batch_size=batch_size, on_batch=advance)])
     report = detection_report(np.array([r.label for r in records]), scores, seed=seed)
     table = Table("metric", "value", "95% interval")
     for name in ("auroc", "auprc", "f1", "precision", "recall", "fpr", "tpr_at_1pct_fpr"):

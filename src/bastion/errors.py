@@ -7,6 +7,7 @@
      ├── ArtifactError          a guard artifact that is missing, corrupt or incompatible
      ├── DataUnavailableError   a dataset under BASTION_DATA_DIR that is not there
      ├── BackendError           an LLM backend that kept failing after its retries
+     ├── EngineError            a compute cluster that cannot be reached or cannot run the work
      └── NotFittedError         a model used before `fit`
 
 Every message names *what* is wrong and *where* (file, line, field path), and what to do
@@ -26,6 +27,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2  # bad options (Typer's own usage errors use 2 as well)
     BAD_INPUT = 3  # malformed constitution, record or artifact
     DATA_MISSING = 4
+    UNAVAILABLE = 5  # a cluster (or a worker on it) that cannot be reached or cannot start
 
 
 class BastionError(Exception):
@@ -58,6 +60,10 @@ class BackendError(BastionError):
     """An LLM backend request failed for good (after retries), or was refused (bad key, unknown model)."""
 
     exit_code = ExitCode.FAILED
+
+
+class EngineError(BastionError):
+    exit_code = ExitCode.UNAVAILABLE
 
 
 class NotFittedError(BastionError, ValueError, AttributeError):

@@ -20,7 +20,7 @@ from typing import IO, Literal
 
 from pydantic import ValidationError
 
-from bastion.data.records import Example
+from bastion.data.records import Example, from_audit_row
 from bastion.errors import RecordError
 
 OnError = Literal["fail", "skip"]
@@ -63,6 +63,11 @@ def parse_line(text: str, line_number: int, max_chars: int) -> Example:
             f"{max_chars:,} (raise BASTION_MAX_RECORD_CHARS or --max-chars)"
         )
     obj = json_object(text, line_number)
+    if "request_id" in obj and "prompt" not in obj and "messages" not in obj:  # a `bastion audit export` row
+        try:
+            obj = from_audit_row(obj)
+        except ValueError as exc:
+            raise RecordError(f"line {line_number}: {exc}") from exc
     obj.setdefault("id", str(line_number))
     if obj["id"] is not None and not isinstance(obj["id"], str):
         obj["id"] = str(obj["id"])

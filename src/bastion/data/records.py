@@ -7,7 +7,8 @@ contract of DESIGN.md is its serialised form.
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -128,3 +129,31 @@ def render(example: Example, kind: Kind = "input") -> str:
     if kind == "output":
         return f"[assistant] {example.response}"
     return render_conversation(example.conversation()) + f"\n\n[assistant] {example.response}"
+
+
+_TURN = re.compile(r"(?:^|\n\n)\[(" + "|".join(get_args(Role)) + r")\] ")
+
+
+def parse_conversation(text: str) -> list[Message]:
+    """Split a `render_conversation` string back into turns; rendering them again gives `text` exactly."""
+    parts = _TURN.split(text)
+    if parts[0] or len(parts) < 3:
+        raise ValueError("not a rendered conversation (expected '[role] text' turns)")
+    return [Message(role=role, content=content) for role, content in zip(parts[1::2], parts[2::2], strict=True)]  # type: ignore[arg-type]
+
+
+def from_audit_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of `bastion audit export` as a record: its request id, the input it screened, the response released.
+
+    Chat rows hold the conversation as the server rendered it, so it is split back into turns
+    and a rescore reads the same text the server did; moderation rows hold the prompt itself.
+    """
+    if row.get("input_text") is None:
+        raise ValueError("audit row keeps no input text: only rows logged with the server's audit text policy "
+                         "'full' can be rescored ('hash' and 'none' keep digests only)")
+    record: dict[str, Any] = {"id": row["request_id"], "response": row.get("output_text")}
+    if row.get("endpoint") == "chat":
+        record["messages"] = parse_conversation(row["input_text"])
+    else:
+        record["prompt"] = row["input_text"]
+    return record

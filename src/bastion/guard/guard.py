@@ -84,8 +84,12 @@ class Guard:
     # -- loading and saving ------------------------------------------------------------
 
     @classmethod
-    def load(cls, name_or_path: str | Path = "default") -> Guard:
-        """Load a bundled guard by name (`default`) or an artifact directory."""
+    def load(cls, name_or_path: str | Path = "default", *, threads: int | None = None) -> Guard:
+        """Load a bundled guard by name (`default`) or an artifact directory.
+
+        `threads` caps ONNX Runtime's intra-op threads for stage 2 (default: its own choice,
+        the physical cores); fix it when results must match across machines or engines.
+        """
         path = bundled_path(str(name_or_path)) if str(name_or_path) in BUNDLED else Path(name_or_path)
         manifest = read_manifest(path)
         constitution_text = verified_path(path, manifest, CONSTITUTION_FILE).read_text(encoding="utf-8")
@@ -99,7 +103,7 @@ class Guard:
             model.set_weights(weights["coef"].astype(np.float32), weights["intercept"])
             thresholds = np.array([manifest["thresholds"][h] for h in model.heads], dtype=np.float32)
             normalizer = Normalizer(**manifest.get("normalizer", {}))
-            stage2, cascade = _load_stage2(path, manifest)
+            stage2, cascade = _load_stage2(path, manifest, threads)
             output_stage, output_thresholds = _load_output(path, manifest)
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise ArtifactError(f"{path}: manifest is incomplete or inconsistent ({exc!r})") from exc
@@ -248,7 +252,7 @@ class Guard:
                 f"stage1={self.stage1!r}, stage2={self.stage2!r})")
 
 
-def _load_stage2(path: Path, manifest: dict[str, Any]) -> tuple[EncoderStage | None, CascadeParams | None]:
+def _load_stage2(path: Path, manifest: dict[str, Any], threads: int | None) -> tuple[EncoderStage | None, CascadeParams | None]:
     """The optional stage-2 model and cascade parameters of an artifact."""
     entries = [s for s in manifest["stages"] if s.get("name") == "stage2"]
     if not entries:
@@ -259,7 +263,8 @@ def _load_stage2(path: Path, manifest: dict[str, Any]) -> tuple[EncoderStage | N
         head = EmbeddingHead.from_arrays(load_arrays(path, manifest, entry["head"]))
     stage2 = EncoderStage(entry["heads"], verified_path(path, manifest, entry["model"]),
                           verified_path(path, manifest, entry["tokenizer"]),
-                          max_tokens=int(entry["max_tokens"]), head_tokens=int(entry["head_tokens"]), head=head)
+                          max_tokens=int(entry["max_tokens"]), head_tokens=int(entry["head_tokens"]), head=head,
+                          threads=threads)
     return stage2, CascadeParams.model_validate(manifest["cascade"])
 
 

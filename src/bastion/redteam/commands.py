@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from bastion.config import Settings
-from bastion.console import err, friendly, out
-from bastion.errors import ExitCode
+from bastion.console import err, friendly, out, progress
+from bastion.engine.options import EngineOption, RayAddressOption, ShipGuardOption, ThreadsOption, WorkersOption
+from bastion.errors import BastionError, ExitCode
 
 if TYPE_CHECKING:
     from bastion.guard import Guard
@@ -33,20 +34,26 @@ def redteam(
     as_json: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON here.")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="Write the self-contained HTML report here.")] = None,
     fail_if: Annotated[list[str], typer.Option("--fail-if", help="Gate such as 'asr>0.05' (repeatable; several per value, space-separated). Exit 1 when one holds.")] = [],  # noqa: B006
-    workers: Annotated[int | None, typer.Option(help="Scoring threads (default: CPU count).")] = None,
+    workers: WorkersOption = None,
     wild: Annotated[bool, typer.Option(help="Add held-out in-the-wild templates from BASTION_DATA_DIR when present.")] = True,
     list_attacks: Annotated[bool, typer.Option("--list", help="List the selected attacks and exit.")] = False,
     judge: Annotated[str | None, typer.Option("--judge", help=f"Red-team end to end and grade with an LLM judge, {BACKEND_HELP}. Inputs that pass the guard go to --upstream; answers the output classifier lets through are graded against the constitution. One request per input: narrow with --attacks/--targets.")] = None,
     upstream: Annotated[str | None, typer.Option("--upstream", help="With --judge: the guarded model whose answers are graded (default: the judge's backend).")] = None,
     attacker: Annotated[str | None, typer.Option("--attacker", help=f"Add the PAIR-style automated attacker, {BACKEND_HELP}: it rewrites each target question from the defence's verdicts; its results are the family 'pair'.")] = None,
     attacker_rounds: Annotated[int, typer.Option(help="Rewrites the attacker may try per target.")] = 5,
+    engine: EngineOption = "local",
+    ray_address: RayAddressOption = None,
+    threads: ThreadsOption = 1,
+    ship_guard: ShipGuardOption = False,
 ) -> None:
     """Run every attack against every target question: attack success with exact intervals, universal jailbreaks, benign refusal.
 
     Classifier level by default (an attack succeeds when the input classifier does not flag
     it); with --judge, end to end through a guarded model, graded by an LLM judge.
     """
+    from bastion.engine import open_engine
     from bastion.guard import Guard
+    from bastion.guard.batch import GuardSpec
     from bastion.redteam import InputClassifierDefence, bundled_targets, library, load_targets, run
     from bastion.redteam.gates import failed, parse_gates
     from bastion.redteam.report import build_report, render_html
@@ -62,18 +69,22 @@ def redteam(
     target_set = load_targets(targets or bundled_targets(g.constitution.name))
     if target_set.constitution != g.constitution.name:
         err.print(f"[yellow]targets are written for {target_set.constitution!r}, the guard enforces {g.constitution.name!r}[/]")
+    if judge is not None and engine != "local":
+        raise BastionError("--judge holds one connection to its backends in this process: use it with --engine local")
     with ExitStack() as stack:
         backends = _Backends(stack)
         defence: Defence = InputClassifierDefence(g)
+        factory: Callable[[], Defence] = InputClassifierDefence.loader(GuardSpec.of(guard, threads=threads, ship=ship_guard))
         if judge is not None:
             defence = _end_to_end(g, backends.get(upstream or judge), backends.get(judge))
+            factory = functools.partial(_same, defence)
         summary = None
         if attacker is not None:
             pair, summary = _pair(backends.get(attacker), defence, target_set, attacker_rounds)
             chosen = [*chosen, pair]
-        with Progress(TextColumn("red team"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err) as progress:
-            task = progress.add_task("", total=plan_size(chosen, target_set))
-            result = run(chosen, target_set, defence, workers=workers, on_batch=lambda n: progress.advance(task, n))
+        runner = stack.enter_context(open_engine(engine, address=ray_address, workers=workers, threads=threads))
+        advance = stack.enter_context(progress("red team", plan_size(chosen, target_set)))
+        result = run(chosen, target_set, factory, engine=runner, on_batch=advance)
         built = build_report(result, g, guard, target_set, attacks, attacker=summary,
                              judge=backends.get(judge).model if judge else None,
                              upstream=backends.get(upstream or judge).model if judge else None)
@@ -88,6 +99,11 @@ def redteam(
         err.print(f"[bold red]gate failed:[/] {gate} (value {values[gate.metric]:.4f})")
     if failures:
         raise typer.Exit(int(ExitCode.FAILED))
+
+
+def _same(defence: Defence) -> Defence:
+    """The engine's defence factory for a defence that is built once, in this process."""
+    return defence
 
 
 def _selected(attacks: Sequence[Attack], spec: str | None, with_attacker: bool) -> list[Attack]:
@@ -129,10 +145,8 @@ def _pair(backend: Backend, defence: Defence, targets: TargetSet, rounds: int) -
     from bastion.llm.attacker import PairAttacker, as_attack
     from bastion.redteam.report import AttackerSummary
 
-    with Progress(TextColumn(f"attacker ({backend.model})"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err) as progress:
-        task = progress.add_task("", total=len(targets.forbidden))
-        outcomes = PairAttacker(backend, defence, rounds=rounds).run(targets.forbidden, lambda: progress.advance(task))
+    with progress(f"attacker ({backend.model})", len(targets.forbidden)) as advance:
+        outcomes = PairAttacker(backend, defence, rounds=rounds).run(targets.forbidden, lambda: advance(1))
     used = [o.rounds for o in outcomes if o.success]
     return as_attack(outcomes), AttackerSummary(model=backend.model, max_rounds=rounds, targets=len(outcomes),
                                                 successes=len(used), mean_rounds_to_success=sum(used) / len(used) if used else None)

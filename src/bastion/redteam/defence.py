@@ -9,11 +9,13 @@ protocol, so the runner, statistics and report do not depend on which one ran.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from bastion.data.records import Example
 from bastion.guard import Guard
+from bastion.guard.batch import GuardSpec
 from bastion.guard.verdict import Verdict
 
 if TYPE_CHECKING:
@@ -42,6 +44,15 @@ class InputClassifierDefence:
 
     def __call__(self, examples: Sequence[Example]) -> list[Verdict]:
         return self.guard.score_examples(examples, "input")
+
+    @classmethod
+    def loader(cls, spec: GuardSpec) -> Callable[[], InputClassifierDefence]:
+        """A picklable factory for engines: each worker loads the guard of `spec` once."""
+        return functools.partial(_load_input_classifier, spec)
+
+
+def _load_input_classifier(spec: GuardSpec) -> InputClassifierDefence:
+    return InputClassifierDefence(spec.load())
 
 
 class EndToEndDefence:

@@ -1,20 +1,22 @@
 """Run every attack against every target (and the benign suites) through a defence.
 
-Inputs are built up front (cheap), then scored in batches by a thread pool: the guard's
-numpy and ONNX Runtime work releases the GIL, so threads use every core without copying
-the guard into worker processes. Each batch is timed, which gives the per-request cost.
+Inputs are built up front (cheap), then scored in batches on an engine: local threads
+sharing one guard by default, or Ray actors that each load it once (`bastion.engine`). The
+defence is therefore given as a factory each worker calls once. Each batch is timed where
+it runs, which gives the per-request cost.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
 from bastion.data.records import Example
+from bastion.engine import Engine, LocalEngine, batched
+from bastion.guard.verdict import Verdict
 from bastion.redteam.attacks import Attack
 from bastion.redteam.defence import Defence
 from bastion.redteam.targets import TargetSet
@@ -65,27 +67,46 @@ def _plan(attacks: Sequence[Attack], targets: TargetSet) -> list[tuple[Example, 
     return plan
 
 
-def run(attacks: Sequence[Attack], targets: TargetSet, defence: Defence, *, workers: int | None = None,
-        batch_size: int = 256, on_batch: Callable[[int], None] = lambda _: None) -> RunResult:
-    """Score the whole plan; `on_batch(n)` reports progress (n inputs just finished)."""
+@dataclass(frozen=True)
+class _Timed:
+    """Engine factory around a defence factory: a batch's verdicts, the defence's name and the scoring time."""
+
+    defence: Callable[[], Defence]
+
+    def __call__(self) -> Callable[[list[Example]], tuple[str, list[Verdict], float]]:
+        defence = self.defence()
+
+        def score(examples: list[Example]) -> tuple[str, list[Verdict], float]:
+            started = time.perf_counter()
+            verdicts = defence(examples)
+            return defence.name, verdicts, time.perf_counter() - started
+
+        return score
+
+
+def run(attacks: Sequence[Attack], targets: TargetSet, defence: Callable[[], Defence], *, engine: Engine | None = None,
+        workers: int | None = None, batch_size: int = 256, on_batch: Callable[[int], None] = lambda _: None) -> RunResult:
+    """Score the whole plan; `on_batch(n)` reports progress (n inputs just finished).
+
+    `defence` is a zero-argument factory each worker calls once (picklable for a cluster
+    engine); `engine` defaults to `workers` local threads. The same plan, batch size and
+    defence give the same trials on every engine.
+    """
     plan = _plan(attacks, targets)
-    batches = [plan[i:i + batch_size] for i in range(0, len(plan), batch_size)]
-    workers = workers or os.cpu_count() or 1
-
-    def score(batch: list[tuple[Example, dict[str, object]]]) -> tuple[list[Trial], float]:
-        started = time.perf_counter()
-        verdicts = defence([e for e, _ in batch])
-        elapsed = time.perf_counter() - started
-        on_batch(len(batch))
-        return [Trial(**meta, score=v.score, flagged=v.flagged, stage=v.stage, judge_error=v.judge_error)  # type: ignore[arg-type]
-                for (_, meta), v in zip(batch, verdicts, strict=True)], elapsed
-
+    engine = engine or LocalEngine(workers)
+    metadata = iter([meta for _, meta in plan])
+    trials: list[Trial] = []
+    name, scoring_seconds = "", 0.0
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(score, batches))
-    return RunResult(trials=[t for trials, _ in results for t in trials], n_targets=len(targets.forbidden),
-                     defence=defence.name, seconds=time.perf_counter() - started,
-                     scoring_seconds=sum(s for _, s in results), workers=workers)
+    for batch, scored in engine.map(_Timed(defence), batched([e for e, _ in plan], batch_size)):
+        name, verdicts, seconds = scored
+        trials += [Trial(**next(metadata), score=v.score, flagged=v.flagged, stage=v.stage,  # type: ignore[arg-type]
+                         judge_error=v.judge_error)
+                   for v in verdicts]
+        scoring_seconds += seconds
+        on_batch(len(batch))
+    return RunResult(trials=trials, n_targets=len(targets.forbidden), defence=name, seconds=time.perf_counter() - started,
+                     scoring_seconds=scoring_seconds, workers=engine.workers)
 
 
 def plan_size(attacks: Sequence[Attack], targets: TargetSet) -> int:
