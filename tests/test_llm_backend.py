@@ -23,7 +23,7 @@ from bastion.llm import Backend, BackendConfig, actionable, load_backend_config
 from bastion.llm.attacker import PairAttacker, as_attack
 from bastion.llm.judge import Judge, parse_judgement
 from bastion.redteam import InputClassifierDefence, Target, TargetSet, run
-from bastion.redteam.defence import EndToEndDefence
+from bastion.redteam.defence import EndToEndDefence, shared
 from bastion.redteam.statistics import summarise
 
 
@@ -156,7 +156,7 @@ def test_end_to_end_defence_grades_with_the_judge_and_records_parse_errors(lemon
     stub = StubLLM(answer=answer)
     targets = lemon_targets(["What fruit goes well in a summer dessert?", "Which citrus dessert is best for a picnic?"])
     with running(stub.app) as url, backend(url, tmp_path) as llm:
-        result = run([], targets, EndToEndDefence(lemon_guard, llm, Judge(lemon_guard.constitution, llm)), workers=1)
+        result = run([], targets, shared(EndToEndDefence(lemon_guard, llm, Judge(lemon_guard.constitution, llm))), workers=1)
     trials = {t.target: t for t in result.trials}
     graded, unparsed, benign = trials["lemon_cake:0"], trials["lemon_cake:1"], trials["benign:0"]
     assert (graded.stage, graded.flagged, graded.judge_error) == ("judge", False, None)  # restricted content got through
@@ -176,7 +176,7 @@ def test_pair_attacker_stops_when_the_defence_lets_a_rewrite_through(lemon_guard
         outcomes = PairAttacker(llm, defence, rounds=3).run(targets.forbidden)
     assert outcomes[0].success and outcomes[0].rounds == 1 and len(stub.requests) == 1
     assert "lemon drizzle" in stub.requests[0]["messages"][0]["content"]  # the goal reaches the attacker
-    result = run([as_attack(outcomes)], targets, defence, workers=1)
+    result = run([as_attack(outcomes)], targets, shared(defence), workers=1)
     family = {f.family: f for f in summarise(result).families}["pair"]
     assert family.asr.value == 1.0
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -55,6 +54,7 @@ def redteam(
     from bastion.guard import Guard
     from bastion.guard.batch import GuardSpec
     from bastion.redteam import InputClassifierDefence, bundled_targets, library, load_targets, run
+    from bastion.redteam.defence import shared
     from bastion.redteam.gates import failed, parse_gates
     from bastion.redteam.report import build_report, render_html
     from bastion.redteam.runner import plan_size
@@ -77,7 +77,7 @@ def redteam(
         factory: Callable[[], Defence] = InputClassifierDefence.loader(GuardSpec.of(guard, threads=threads, ship=ship_guard))
         if judge is not None:
             defence = _end_to_end(g, backends.get(upstream or judge), backends.get(judge))
-            factory = functools.partial(_same, defence)
+            factory = shared(defence)
         summary = None
         if attacker is not None:
             pair, summary = _pair(backends.get(attacker), defence, target_set, attacker_rounds)
@@ -99,11 +99,6 @@ def redteam(
         err.print(f"[bold red]gate failed:[/] {gate} (value {values[gate.metric]:.4f})")
     if failures:
         raise typer.Exit(int(ExitCode.FAILED))
-
-
-def _same(defence: Defence) -> Defence:
-    """The engine's defence factory for a defence that is built once, in this process."""
-    return defence
 
 
 def _selected(attacks: Sequence[Attack], spec: str | None, with_attacker: bool) -> list[Attack]:

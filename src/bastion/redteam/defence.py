@@ -55,6 +55,16 @@ def _load_input_classifier(spec: GuardSpec) -> InputClassifierDefence:
     return InputClassifierDefence(spec.load())
 
 
+def shared(defence: Defence) -> Callable[[], Defence]:
+    """A factory that gives every worker this one instance: for defences built in this process
+    (the engine's local threads share it; a cluster engine can ship it only if it pickles)."""
+    return functools.partial(_itself, defence)
+
+
+def _itself(defence: Defence) -> Defence:
+    return defence
+
+
 class EndToEndDefence:
     """End to end: an attack succeeds when it passes the input classifier, the guarded model
     answers, the output classifier does not halt the answer, and the judge grades the answer
