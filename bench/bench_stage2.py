@@ -69,6 +69,10 @@ def main() -> None:
     auc_cascade = roc_auc_score(labels, cascade_scores[:, 0])
     print(f"AUROC: cascade {auc_cascade:.4f}; both stages on everything {roc_auc_score(labels, full):.4f}; "
           f"stage 2 alone {roc_auc_score(labels, stage2_all[:, 0]):.4f}; stage 1 alone {roc_auc_score(labels, stage1[:, 0]):.4f}")
+    flagged, flagged_full = cascade_scores[:, 0] >= 0.5, full >= 0.5
+    print(f"verdicts at the shipped threshold: cascade and both-on-everything agree on {np.mean(flagged == flagged_full):.2%} "
+          f"of records; recall {flagged[labels == 1].mean():.3f} vs {flagged_full[labels == 1].mean():.3f}, "
+          f"FPR {flagged[labels == 0].mean():.4f} vs {flagged_full[labels == 0].mean():.4f}")
     total, load_only, rss = cold_start()
     print(f"cold start, fresh process, median of 3: import + load + first verdict {total:.3f} s; load + first verdict {load_only:.3f} s; "
           f"resident memory then {rss:.0f} MB")
