@@ -161,7 +161,27 @@ class Guard:
         texts = self.texts(examples, kind)
         if kind != "input" and self.output_stage is not None:
             return self.output_scores(self.output_stage.decision_function(texts)), ["output"] * len(texts)
-        return self._cascade_scores(texts, kind)
+        scores, stages = self._cascade_scores(texts, kind)
+        if kind == "input":
+            self._rescore_latest_turns(examples, scores, stages)
+        return scores, stages
+
+    def _rescore_latest_turns(self, examples: Sequence[Example], scores: np.ndarray, stages: list[str]) -> None:
+        """Score the latest user turn of a multi-turn input on its own too; the higher verdict stands.
+
+        Read with the whole conversation, a harmful final request is diluted by benign early
+        turns, which is what Crescendo-style escalation scripts exploit. Alone, it is read as
+        if asked directly; context can still raise a score (the conversation's own verdict
+        stays when it is the higher one), but it can no longer hide a request.
+        """
+        multi = [i for i, e in enumerate(examples) if sum(m.role == "user" for m in e.conversation()) > 1]
+        if not multi:
+            return
+        latest = [Example(prompt=examples[i].last_user_text()) for i in multi]
+        alone, alone_stages = self._cascade_scores(self.texts(latest), "input")
+        for row, i in enumerate(multi):
+            if alone[row, self._deciding].max() > scores[i, self._deciding].max():
+                scores[i], stages[i] = alone[row], alone_stages[row]
 
     def _cascade_scores(self, texts: Sequence[str], kind: Kind, use_stage2: bool = True) -> tuple[np.ndarray, list[str]]:
         """Stage 1, and stage 2 on its uncertain band (when the guard has one and `use_stage2`)."""
