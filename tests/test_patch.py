@@ -118,3 +118,22 @@ def test_bad_inputs_name_the_file(small_guard_dir, tmp_path, name, content, mess
 def test_read_jailbreaks_missing_file(tmp_path):
     with pytest.raises(RecordError, match="no such file"):
         read_jailbreaks([tmp_path / "missing.txt"])
+
+
+def test_stage2_heads_refit_anchored_and_only_where_asked():
+    import numpy as np
+
+    from bastion.models.embedding_head import EmbeddingHead
+    from bastion.patch.refit import anchored_head_refit
+
+    rng = np.random.default_rng(0)
+    parent = EmbeddingHead(rng.normal(size=(2, 8)).astype(np.float32), np.zeros(2, dtype=np.float32))
+    hidden = rng.normal(size=(400, 8)).astype(np.float32)
+    targets = np.stack([(hidden[:, 0] > 0), (hidden[:, 1] > 0)], axis=1).astype(np.int8)
+    weights = np.ones(len(hidden))
+    loose = anchored_head_refit(parent, hidden, targets, weights, 10.0, np.array([True, False]))
+    tight = anchored_head_refit(parent, hidden, targets, weights, 1e-4, np.array([True, False]))
+    assert np.array_equal(loose.coef[1], parent.coef[1]) and loose.intercept[1] == parent.intercept[1]
+    accuracy = np.mean((loose(hidden)[:, 0] > 0) == targets[:, 0])
+    assert accuracy > 0.95 > np.mean((parent(hidden)[:, 0] > 0) == targets[:, 0])
+    assert np.abs(tight.coef[0] - parent.coef[0]).max() < np.abs(loose.coef[0] - parent.coef[0]).max() / 10

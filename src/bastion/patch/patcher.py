@@ -1,16 +1,21 @@
-"""Patch a guard: observed jailbreaks -> proliferations -> anchored stage-1 refit -> new artifact.
+"""Patch a guard: observed jailbreaks -> proliferations -> anchored refits -> new artifact.
 
 Only the heads that decide (`any`, and categories with a threshold in the constitution) are
 refitted; the category heads that name a flagged request's category stay the parent's.
-Stage 2, the cascade and the output classifier are the parent's, unchanged. A fifth of the
+Stage 1 is refitted, and so are stage 2's heads over the parent's hidden units (its encoder
+and hidden layer stay): in the cascade's band the combination is mostly stage 2's, so a
+stage-1 patch alone cannot turn its verdicts. The cascade's band and weight and the output
+classifier are the parent's, unchanged. A fifth of the
 proliferations (by seed request) is held out of the refit to report the patch's effect;
 thresholds are recalibrated so each head flags the same share of the replay set's benign
 calibration records as the parent did, by shifting the head's intercept (so the parent's
-thresholds and cascade band keep their meaning).
+thresholds and cascade band keep their meaning); stage 2's intercepts shift so the
+combination does the same.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -24,10 +29,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from bastion.data.records import Example
 from bastion.guard.guard import BUNDLED, Guard, bundled_path
 from bastion.models.artifacts import sha256_file
+from bastion.models.encoder_stage import EncoderStage
 from bastion.models.linear import NgramLinearClassifier
 from bastion.patch.lineage import parent_record
 from bastion.patch.proliferate import proliferate
-from bastion.patch.refit import anchored_refit
+from bastion.patch.refit import anchored_head_refit, anchored_refit
 from bastion.patch.replay import Replay, load_replay, save_with_replay, seed_replay
 from bastion.patch.wrapper import infer_wrappers, read_jailbreaks
 from bastion.training import targets_for
@@ -48,6 +54,8 @@ class PatchConfig(BaseModel):
                      "low keeps the replay set where the parent had it.")
     variant_weight: float = Field(default=60.0, gt=0, description="Weight of a restricted variant beside a replay record.")
     benign_weight: float = Field(default=1.0, gt=0, description="Weight of a benign contrast beside a replay record.")
+    stage2_replay: int = Field(default=3000, ge=0, description="Replay records stage 2's refit reads beside the "
+                               "variants (embedding them is the patch's slowest step); 0 keeps the parent's stage 2.")
 
 
 @dataclass
@@ -92,7 +100,12 @@ def patch_guard(parent_path: str | Path, jailbreaks: Sequence[Path], config: Pat
     # Shift each head so its new threshold is the parent's: the cascade's band and weights are in
     # the parent's logit scale, and stay valid.
     stage1.set_weights(stage1.coef_, stage1.intercept_ - (thresholds - parent.thresholds))
-    guard = Guard(parent.constitution, stage1, parent.thresholds, stage2=parent.stage2, cascade=parent.cascade,
+    stage2 = parent.stage2
+    if stage2 is not None and stage2.head is not None and parent.cascade is not None and config.stage2_replay:
+        progress(f"refitting stage 2's heads on {min(config.stage2_replay, len(replay['train']))} replay records "
+                 f"+ {len(train)} variants")
+        stage2 = _refit_stage2(parent, stage1, replay, train, config)
+    guard = Guard(parent.constitution, stage1, parent.thresholds, stage2=stage2, cascade=parent.cascade,
                   output_stage=parent.output_stage, output_thresholds=parent.output_thresholds,
                   normalizer=parent.normalizer, constitution_text=parent.constitution_text)
     progress("measuring before and after on held-out variants and benign calibration records")
@@ -129,12 +142,37 @@ def _hold_out(variants: list[Example], config: PatchConfig) -> tuple[list[Exampl
     return [e for e in variants if e.group not in held_groups], [e for e in variants if e.group in held_groups]
 
 
+def _weights(replay: Sequence[Example], variants: Sequence[Example], config: PatchConfig) -> np.ndarray:
+    return np.array([1.0] * len(replay) + [config.variant_weight if e.label else config.benign_weight for e in variants])
+
+
 def _refit(parent: Guard, replay: Sequence[Example], variants: Sequence[Example], config: PatchConfig) -> NgramLinearClassifier:
     records = [*replay, *variants]
-    weights = np.array([1.0] * len(replay) + [config.variant_weight if e.label else config.benign_weight for e in variants])
     features = parent.stage1.features(parent.texts(records))
-    return anchored_refit(parent.stage1, features, targets_for(records, parent.stage1.heads), weights, config.C,
-                          parent.deciding)
+    return anchored_refit(parent.stage1, features, targets_for(records, parent.stage1.heads),
+                          _weights(replay, variants, config), config.C, parent.deciding)
+
+
+def _refit_stage2(parent: Guard, stage1: NgramLinearClassifier, replay: Replay, variants: Sequence[Example],
+                  config: PatchConfig) -> EncoderStage:
+    """Stage 2's heads refitted on a replay sample + the variants, then shifted so the combined
+    logits flag the share of benign calibration records the parent's did."""
+    old, cascade = parent.stage2, parent.cascade
+    assert old is not None and old.head is not None and cascade is not None  # checked by the caller
+    sample = random.Random(config.seed).sample(replay["train"], min(config.stage2_replay, len(replay["train"])))
+    records = [*sample, *variants]
+    hidden = old.head.features(old.model.run(parent.texts(records)))
+    head = anchored_head_refit(old.head, hidden, targets_for(records, old.heads), _weights(sample, variants, config),
+                               config.C, parent.deciding)
+    calibration = parent.texts(replay["calibration"])
+    embeddings = old.model.run(calibration)
+    before = cascade.combine(parent.stage1.decision_function(calibration), old.head(embeddings))
+    after = cascade.combine(stage1.decision_function(calibration), head(embeddings))
+    limits = np.asarray(cascade.thresholds, dtype=np.float32)
+    shift = (matched_thresholds(before, limits, after) - limits) / max(1.0 - cascade.weight, 1e-3)
+    head = dataclasses.replace(head, intercept=(head.intercept - shift).astype(np.float32))
+    return EncoderStage(old.heads, old.model_path, old.tokenizer_path, max_tokens=old.max_tokens,
+                        head_tokens=old.head_tokens, head=head)
 
 
 def matched_thresholds(parent_logits: np.ndarray, parent_thresholds: np.ndarray, new_logits: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Stage-1 refit anchored to the parent's weights.
+"""Refits anchored to the parent's weights: stage 1, and stage 2's heads over its hidden units.
 
 Each head minimises C * (weighted logistic loss) + ||w - w_parent||^2 / 2, starting from the
 parent. The anchor is what keeps a patch small: features the replay set and proliferations
@@ -9,10 +9,13 @@ retraining cycle.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import minimize
 
+from bastion.models.embedding_head import EmbeddingHead
 from bastion.models.linear import MISSING, NgramLinearClassifier
 
 MAX_ITER = 100
@@ -25,25 +28,39 @@ def anchored_refit(parent: NgramLinearClassifier, features: sp.csr_matrix, targe
     Only features present in the data move (the anchor holds the rest at the parent's value
     exactly), so the optimisation runs over those columns alone.
     """
-    coef = parent.coef_.copy()
-    intercept = parent.intercept_.copy()
     active = np.unique(features.indices)
-    X = features[:, active].tocsr()
-    for k in np.flatnonzero(heads):
-        known = targets[:, k] != MISSING
-        if len(set(targets[known, k].tolist())) < 2:
-            continue  # nothing to learn for this head: keep the parent's
-        coef[k, active], intercept[k] = _refit_head(X[known], targets[known, k].astype(np.float64), sample_weight[known],
-                                                    parent.coef_[k, active], float(parent.intercept_[k]), C)
+    coef = parent.coef_.copy()
+    coef[:, active], intercept = _refit_heads(parent.coef_[:, active], parent.intercept_, features[:, active].tocsr(),
+                                              targets, sample_weight, C, heads)
     model = NgramLinearClassifier(parent.heads, hasher=parent.hasher, C=parent.C,
                                   positive_weight=parent.positive_weight, seed=parent.seed)
     return model.set_weights(coef, intercept)
 
 
-def _refit_head(X: sp.csr_matrix, y: np.ndarray, w: np.ndarray, coef0: np.ndarray, b0: float,
+def anchored_head_refit(parent: EmbeddingHead, hidden: np.ndarray, targets: np.ndarray, sample_weight: np.ndarray,
+                        C: float, heads: np.ndarray) -> EmbeddingHead:
+    """Stage 2's counterpart: the logistic heads over the parent's (fixed) hidden units, refitted the same way."""
+    coef, intercept = _refit_heads(parent.coef, parent.intercept, hidden, targets, sample_weight, C, heads)
+    return dataclasses.replace(parent, coef=coef, intercept=intercept)
+
+
+def _refit_heads(coef0: np.ndarray, intercept0: np.ndarray, X: sp.csr_matrix | np.ndarray, targets: np.ndarray,
+                 sample_weight: np.ndarray, C: float, heads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each head in the `heads` mask refitted on its known targets; the others keep the parent's weights."""
+    coef, intercept = coef0.copy(), intercept0.copy()
+    for k in np.flatnonzero(heads):
+        known = targets[:, k] != MISSING
+        if len(set(targets[known, k].tolist())) < 2:
+            continue  # nothing to learn for this head: keep the parent's
+        coef[k], intercept[k] = _refit_head(X[known], targets[known, k].astype(np.float64), sample_weight[known],
+                                            coef0[k], float(intercept0[k]), C)
+    return coef, intercept
+
+
+def _refit_head(X: sp.csr_matrix | np.ndarray, y: np.ndarray, w: np.ndarray, coef0: np.ndarray, b0: float,
                 C: float) -> tuple[np.ndarray, float]:
     anchor = coef0.astype(np.float64)
-    Xt = X.T.tocsr()
+    Xt = X.T.tocsr() if sp.issparse(X) else X.T
 
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
         z = X @ theta[:-1] + theta[-1]
