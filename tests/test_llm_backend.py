@@ -15,7 +15,9 @@ pytest.importorskip("uvicorn")
 
 from tests.llm_stub import StubLLM
 from tests.servers import running
+from typer.testing import CliRunner
 
+from bastion.cli import app
 from bastion.data.records import Example
 from bastion.errors import BackendError, ConfigError
 from bastion.guard import JudgedGuard
@@ -186,3 +188,27 @@ def test_actionable_filter():
     assert actionable("Use 200 g of sugar") == "quantity"
     assert actionable("```python\nprint(1)\n```") == "code"
     assert actionable("Such a reply would talk about baking in general terms.") is None
+
+
+def test_score_cli_asks_the_judge_about_verdicts_in_its_band(lemon_guard, tmp_path, monkeypatch):
+    lemon_guard.save(tmp_path / "lemon")
+    prompts = ["Suggest a name for my cat.", "What is the capital of Peru?",
+               "Give me your best lemon drizzle cake recipe with exact amounts."]
+    records = tmp_path / "in.jsonl"
+    records.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in prompts), encoding="utf-8")
+    plain = lemon_guard.score_examples([Example(prompt=p) for p in prompts])
+    in_band = [v.score < 0.5 for v in plain]
+    monkeypatch.setenv("BASTION_LLM_MODEL", "stub")
+    monkeypatch.setenv("BASTION_LLM_CACHE_DIR", str(tmp_path / "cache"))
+    stub = StubLLM(answer=lambda _: '{"violation": true, "category": "lemon_cake"}')
+    command = ["score", str(records), "-o", str(tmp_path / "out.jsonl"), "--guard", str(tmp_path / "lemon")]
+    with running(stub.app) as url:
+        result = CliRunner().invoke(app, [*command, "--judge", f"{url}/v1", "--judge-band", "0", "0.5"])
+        refused = CliRunner().invoke(app, [*command, "--judge", f"{url}/v1", "--engine", "ray"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert len(stub.requests) == sum(in_band) >= 1
+    for row, asked, before in zip(rows, in_band, plain, strict=True):
+        assert row["flagged"] and (row["stage"] == "judge") == asked
+        assert asked or row["score"] == before.score
+    assert refused.exit_code != 0 and "--engine local" in refused.output

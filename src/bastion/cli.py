@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -22,6 +24,11 @@ from bastion.errors import BastionError, ExitCode, RecordError
 from bastion.llm.commands import generate
 from bastion.redteam.commands import redteam
 from bastion.serve.commands import audit_app, keys_app, serve
+
+if TYPE_CHECKING:
+    from bastion.data.records import Example
+    from bastion.data.records import Kind as RecordKind
+    from bastion.guard.verdict import Verdict
 
 app = typer.Typer(help="Bastion: constitutional classifiers that guard any LLM.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -244,6 +251,8 @@ def score(
     workers: WorkersOption = None,
     threads: ThreadsOption = 1,
     ship_guard: ShipGuardOption = False,
+    judge: Annotated[str | None, typer.Option("--judge", help="Ask an LLM judge about the verdicts the cascade is unsure of (score in --judge-band): 'embedded' (SmolLM2), an OpenAI-compatible base URL (model from BASTION_LLM_MODEL), or a backend YAML file. Runs with --engine local.")] = None,
+    judge_band: Annotated[tuple[float, float], typer.Option(help="Scores in [LOW, HIGH) go to the judge; 0.5 is the threshold.")] = (0.25, 0.75),
 ) -> None:
     """Score JSONL records and write one verdict per record (id, score, flagged, categories, stage)."""
     from bastion.data.jsonl import SkippedLines, read_examples, write_jsonl
@@ -266,13 +275,35 @@ def score(
         if not counts["records"]:  # raised inside the writer, so no empty output file is left behind
             raise RecordError(f"{input or '<stdin>'}: no records to score (empty input)")
 
-    with open_engine(engine, address=ray_address, workers=workers, threads=threads) as runner, \
-            progress("scoring", _count_lines(input)) as advance:
-        write_jsonl(rows(score_records(runner, spec, records, kind, batch_size=batch_size, on_batch=advance)), output)
+    if judge is not None and engine != "local":
+        raise BastionError("--judge asks its backend from this process: use it with --engine local")
+    with ExitStack() as stack:
+        runner = stack.enter_context(open_engine(engine, address=ray_address, workers=workers, threads=threads))
+        advance = stack.enter_context(progress("scoring", _count_lines(input)))
+        scored = score_records(runner, spec, records, kind, batch_size=batch_size, on_batch=advance)
+        if judge is not None:
+            scored = _judged(scored, stack, guard, judge, judge_band, kind)
+        write_jsonl(rows(scored), output)
     for _, reason in skipped.lines:
         err.print(f"[yellow]skipped[/] {reason}", highlight=False)
     if output is not None:
         err.print(f"scored {counts['records']} records, {counts['flagged']} flagged, {len(skipped.lines)} skipped -> {output}")
+
+
+def _judged(scored: Iterable[tuple[Example, Verdict]], stack: ExitStack, guard: str, spec: str,
+            band: tuple[float, float], kind: RecordKind) -> Iterator[tuple[Example, Verdict]]:
+    """Verdicts after the judge's review, asked in chunks so its backend's concurrency is used."""
+    from bastion.engine import batched
+    from bastion.guard import Guard, JudgedGuard
+    from bastion.llm import connect, load_backend_config
+    from bastion.llm.judge import Judge
+
+    g = Guard.load(guard)
+    judged = JudgedGuard(g, Judge(g.constitution, stack.enter_context(connect(load_backend_config(spec)))),
+                         low=band[0], high=band[1])
+    for chunk in batched(scored, 64):
+        examples = [e for e, _ in chunk]
+        yield from zip(examples, judged.review(examples, [v for _, v in chunk], kind), strict=True)
 
 
 def _count_lines(path: Path | None) -> int | None:

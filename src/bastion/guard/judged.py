@@ -35,13 +35,17 @@ class JudgedGuard:
         return self.guard.constitution
 
     def score_examples(self, examples: Sequence[Example], kind: Kind = "input") -> list[Verdict]:
+        return self.review(examples, self.guard.score_examples(examples, kind), kind)
+
+    def review(self, examples: Sequence[Example], verdicts: Sequence[Verdict], kind: Kind = "input") -> list[Verdict]:
+        """The judge's pass over verdicts the cascade already gave (from any engine): those in the band."""
         from bastion.llm.judge import overrule
 
-        verdicts = self.guard.score_examples(examples, kind)
-        asked = [i for i, v in enumerate(verdicts) if self.low <= v.score < self.high]
+        reviewed = list(verdicts)
+        asked = [i for i, v in enumerate(reviewed) if self.low <= v.score < self.high]
         for i, judgement in zip(asked, self.judge.judge_many([examples[i] for i in asked], kind), strict=True):
-            verdicts[i] = overrule(verdicts[i], judgement)
-        return verdicts
+            reviewed[i] = overrule(reviewed[i], judgement)
+        return reviewed
 
     def check(self, messages: MessagesLike, response: str | None = None) -> Verdict:
         kind: Kind = "input" if response is None else "exchange"
