@@ -21,7 +21,6 @@ Run: python bench/bench_patch.py [--guard default|small] [--json FILE]
 from __future__ import annotations
 
 import argparse
-import os
 import json
 import random
 import tempfile
@@ -37,7 +36,7 @@ from bastion.data.sources import load_source
 from bastion.data.transforms import TRANSFORMS
 from bastion.errors import DataUnavailableError
 from bastion.guard import Guard
-from bastion.patch import PLACEHOLDER, PatchConfig, patch_guard
+from bastion.patch import PLACEHOLDER, patch_guard
 from bastion.patch.patcher import guard_dir
 from bastion.redteam.targets import bundled_targets, load_targets
 from bastion.training import TrainConfig, build_corpus, train_guard
@@ -121,7 +120,7 @@ def run(guard_path: Path, work: Path) -> dict:
                 path.write_text(wrap(template, q).prompt or "", encoding="utf-8")
                 files.append(path)
             started = time.perf_counter()
-            patched = patch_guard(guard_path, files, PatchConfig(C=float(os.environ.get("PATCH_C", "1.0"))))
+            patched = patch_guard(guard_path, files)
             seconds = time.perf_counter() - started
             after = flagged(patched.guard, benign)
             row[f"after_{k}"] = {"in_dist": 1 - float(flagged(patched.guard, ind).mean()),
