@@ -225,3 +225,40 @@ def test_bastion_errors_in_a_worker_are_not_retried(ray_cluster):
     with open_engine("ray", workers=1) as engine, pytest.raises(ArtifactError, match="deterministic"):
         list(engine.map(factory, [[1]]))
 
+
+
+def test_generate_on_ray_writes_what_local_writes_and_resumes(ray_cluster, tmp_path, monkeypatch):
+    pytest.importorskip("openai")
+    import hashlib
+    import random
+
+    from tests.llm_stub import StubLLM
+    from tests.servers import running
+
+    words = ["amber", "bridge", "cactus", "dolphin", "ember", "falcon", "garnet", "harbor", "island", "jasmine", "kettle", "lantern", "meadow", "nutmeg", "orchard", "pebble", "quartz", "ribbon", "saffron", "thistle", "umber", "velvet", "willow", "yarrow", "zephyr"]
+
+    def answer(messages: list[dict[str, str]]) -> str:  # distinct, harmless text per request
+        digest = hashlib.sha256(json.dumps(messages).encode()).hexdigest()
+        return " ".join(random.Random(digest).sample(words, 12)).capitalize() + "?"
+
+    monkeypatch.setenv("BASTION_LLM_MODEL", "stub")
+    lemon = str(Path(__file__).parent / "data" / "lemon_cake" / "constitution.yaml")
+    stub = StubLLM(answer=answer)
+
+    def generate(name: str, *engine: str) -> list[dict]:
+        out = tmp_path / f"{name}.jsonl"
+        result = CliRunner().invoke(app, ["generate", "-c", lemon, "-o", str(out), "--backend", f"{url}/v1", "-n", "5",
+                                          "--stages", "response", "--cache", str(tmp_path / f"cache-{name}"), *engine])
+        assert result.exit_code == 0, result.output
+        return [json.loads(line) for path in (out, out.with_name(f"{name}.responses.jsonl"))
+                for line in path.read_text().splitlines()]
+
+    with running(stub.app) as url:
+        local = generate("local")
+        on_ray = generate("ray", "--engine", "ray")
+        asked = len(stub.requests)
+        again = generate("ray", "--engine", "ray")
+    strip = [{k: v for k, v in row.items() if k != "provenance"} for row in local]
+    assert sorted(strip, key=lambda r: r["id"]) == sorted(({k: v for k, v in row.items() if k != "provenance"}
+                                                          for row in on_ray), key=lambda r: r["id"])
+    assert len(on_ray) > 10 and again == on_ray and len(stub.requests) == asked  # the rerun resumed: no request

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bastion.console import err, friendly, out
+from bastion.console import friendly, out, progress
+from bastion.engine.options import EngineOption, RayAddressOption, WorkersOption
 from bastion.errors import ConfigError
 
 BackendOption = Annotated[str | None, typer.Option(
@@ -38,6 +38,9 @@ def generate(
     concurrency: Annotated[int | None, typer.Option(help="Requests in flight at once (default: the backend config's, 4).")] = None,
     cache: Annotated[Path | None, typer.Option(help="Response cache directory (default .bastion-cache/llm; reruns are free).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for personas, formats, languages, transforms and sampling.")] = 0,
+    engine: EngineOption = "local",
+    ray_address: RayAddressOption = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Generate labelled training data from a constitution with an LLM (the Constitutional Classifiers pipeline).
 
@@ -49,6 +52,9 @@ def generate(
     red-team targets and --exclude files, and restricted-category text with step-level
     specifics are dropped. Train on the result with
     `bastion train --data OUT.jsonl --responses OUT.responses.jsonl`.
+
+    With --engine ray, workers generate parts of the plan (OUT.parts/, on a filesystem every
+    worker sees) and the parts are merged into OUT in order.
     """
     from bastion.constitution import load
     from bastion.data.jsonl import read_examples
@@ -63,11 +69,16 @@ def generate(
     references = [e.last_user_text() for path in exclude for e in read_examples(path)] + _target_texts(c.name)
     settings = load_backend_config(backend, model=model, concurrency=concurrency, cache_dir=cache)
     total = len(plan(c, config)) * requests_per_job(config)
-    with connect(settings) as llm, Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                            TimeElapsedColumn(), console=err) as progress:
-        task = progress.add_task(f"generating with {llm.model}", total=total)
-        result = Generator(c, llm, output, config, references=references,
-                           progress=lambda _: progress.advance(task)).run()
+    if engine == "local":
+        with connect(settings) as llm, progress(f"generating with {llm.model}", total) as advance:
+            result = Generator(c, llm, output, config, references=references, progress=lambda _: advance(1)).run()
+    else:
+        from bastion.engine import open_engine
+        from bastion.llm.sharded import generate_on
+
+        with open_engine(engine, address=ray_address, workers=workers) as runner, \
+                progress(f"generating on {engine}", total) as advance:
+            result = generate_on(runner, c, settings, output, config, references, progress=advance)
     _print_result(result)
     out.print(f"[green]wrote[/] {output} and {responses_path(output)}")
 

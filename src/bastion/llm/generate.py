@@ -134,9 +134,11 @@ class Generator:
     """Runs the pipeline for one constitution into one output file; `run()` is resumable."""
 
     def __init__(self, constitution: Constitution, backend: Backend, output: Path, config: GenerateConfig, *,
-                 references: Sequence[str] = (), progress: Progress = lambda _: None) -> None:
+                 references: Sequence[str] = (), progress: Progress = lambda _: None,
+                 jobs: Sequence[Job] | None = None) -> None:
         self.constitution, self.backend, self.output, self.config = constitution, backend, output, config
         self.references, self.progress = references, progress
+        self.jobs = list(plan(constitution, config) if jobs is None else jobs)  # a part of the plan, on a cluster
         manifest = load_manifest()
         jailbreaks = "jailbreak" in constitution.category_ids
         self.transforms: list[Transform] = [t for t in TRANSFORMS if t.family not in manifest.heldout_transform_families
@@ -163,7 +165,7 @@ class Generator:
         self.result.resumed = len(self.done)
         with Appender(self.output) as prompts, Appender(responses_path(self.output)) as responses:
             self.writers = {"prompt": prompts, "response": responses}
-            await asyncio.gather(*(self._job(job) for job in plan(self.constitution, self.config)))
+            await asyncio.gather(*(self._job(job) for job in self.jobs))
         return self.result
 
     # -- one job -------------------------------------------------------------------------
