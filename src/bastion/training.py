@@ -31,7 +31,7 @@ from bastion.data.sources import SOURCES, load_source
 from bastion.data.splits import Split, SplitManifest, assign_groups, assign_splits, check_trainable, load_manifest
 from bastion.data.transforms import TRANSFORMS
 from bastion.errors import ArtifactError, ConfigError, DataUnavailableError
-from bastion.guard.guard import Guard
+from bastion.guard.guard import Guard, word_counts
 from bastion.models.calibration import head_thresholds
 from bastion.models.cascade import fit_cascade
 from bastion.models.embedding_head import fit_embedding_head
@@ -75,6 +75,8 @@ class TrainConfig(BaseModel):
     hh_weak_weight: float = Field(default=0.0, ge=0, description="Weight of HH-RLHF preference pairs as weak output "
                                   "labels (rejected = harmful); 0 leaves them out.")
     escalation_rate: float = Field(default=0.08, gt=0, lt=1, description="Share of benign traffic the cascade escalates.")
+    short_words: int = Field(default=24, ge=0, description="Inputs of at most this many words always go to stage 2 "
+                             "(short inputs are where hashed n-grams are weakest and stage 2 is cheapest); 0: none.")
 
 
 @dataclass
@@ -207,7 +209,8 @@ def train_guard(constitution: Constitution, corpus: Corpus, config: TrainConfig,
         stage2 = train_stage2(heads, train_texts, targets_for(train, heads), config, workdir, progress)
     progress("choosing the cascade's band, weight and thresholds on calibration data")
     cascade = fit_cascade(stage1_logits, stage2.decision_function(calibration_texts), labels, thresholds,
-                          target, config.escalation_rate)
+                          target, config.escalation_rate, words=word_counts(calibration_texts),
+                          short_words=config.short_words)
     return Guard(constitution, model, thresholds, stage2=stage2, cascade=cascade, constitution_text=constitution_text, **outputs)
 
 

@@ -53,6 +53,9 @@ _BASE64 = re.compile(r"(?<![A-Za-z0-9+/=])(?:[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9
 _HEX = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[ :]?){8,}(?![0-9A-Fa-f])")
 _URL = re.compile(r"(?:%[0-9A-Fa-f]{2}){3,}")
 _MORSE_TEXT = re.compile(r"^[.\-/ ]+$")
+_MORSE_RUN = re.compile(r"[.\-][.\-/ ]{10,}[.\-]")
+_CLAUSE_BREAK = re.compile(r"([:\n]\s*)")
+_WORD = re.compile(r"[A-Za-z]{2,}")
 _SPACED = re.compile(r"(?<!\S)(?:\S ){1,}\S(?!\S)")
 _CONFUSABLE_TOKEN = re.compile("(?<!\\S)\\S*[" + "".join(CONFUSABLES) + "]\\S*")
 _LEET_TOKEN = re.compile("(?<!\\S)\\S*[" + re.escape("".join(LEET)) + "]\\S*")
@@ -97,7 +100,42 @@ def _decode_morse(text: str) -> str | None:
         return None
     words = [w for w in re.split(r"\s*/\s*|\s{3,}", text.strip()) if w]
     letters = [["".join(MORSE.get(code, "")) for code in w.split()] for w in words]
-    return " ".join("".join(w) for w in letters) or None
+    decoded = " ".join("".join(w) for w in letters)
+    return decoded if len(set(decoded) - {" "}) >= 3 else None  # not a rule of dashes or an ellipsis
+
+
+def _decode_morse_runs(text: str) -> str:
+    """Morse code decoded where it stands, so a plain instruction around it stays readable."""
+    if ".-" not in text and "-." not in text:
+        return text
+
+    def repl(match: re.Match[str]) -> str:
+        decoded = _decode_morse(match.group())
+        return decoded if decoded is not None else match.group()
+
+    return _MORSE_RUN.sub(repl, text)
+
+
+def _shift(text: str, k: int) -> str:
+    lower, upper = string.ascii_lowercase, string.ascii_uppercase
+    return text.translate(str.maketrans(lower + upper, lower[k:] + lower[:k] + upper[k:] + upper[:k]))
+
+
+def _unscramble_clauses(text: str) -> str:
+    """Clauses that read as English only reversed or letter-shifted (Caesar), read as English.
+
+    Only clauses of at least four words that are almost no common English words are tried,
+    so ordinary prose never pays for the 26 candidates; a candidate must read clearly better.
+    """
+    parts = _CLAUSE_BREAK.split(text)
+    for i in range(0, len(parts), 2):
+        clause = parts[i]
+        if len(_WORD.findall(clause)) < 4 or (plain := _english_score(_deleet(clause))) >= 0.2:
+            continue
+        score, best = max((_english_score(c), c) for c in (clause[::-1], *(_shift(clause, k) for k in range(1, 26))))
+        if score >= 0.3 and score > plain + 0.25:
+            parts[i] = best
+    return "".join(parts)
 
 
 def _rot13(text: str) -> str:
@@ -156,15 +194,21 @@ class Normalizer:
         return self._normalise(text, whole_text=False)
 
     def _normalise(self, text: str, whole_text: bool) -> str:
-        text = _canonical_characters(text, whole_text)
+        text = self._canonical(text, whole_text)
         for _ in range(self.max_depth):
             decoded = self._decode_once(text, whole_text)
             if decoded == text:
                 break
-            text = _canonical_characters(decoded, whole_text)
+            text = self._canonical(decoded, whole_text)
         text = _deleet(text)
         text = " ".join(text.split())
         return text.casefold() if self.casefold else text
+
+    def _canonical(self, text: str, whole_text: bool) -> str:
+        # Morse first: de-spacing would glue its one-symbol letters (E, T) to their neighbours.
+        if whole_text and len(text) <= self.max_segment_chars:
+            text = _decode_morse_runs(text)
+        return _canonical_characters(text, whole_text)
 
     def _decode_once(self, text: str, whole_text: bool) -> str:
         limit = self.max_segment_chars
@@ -183,11 +227,10 @@ class Normalizer:
         if not whole_text:
             return text
         text = sub(_HEX, _decode_hex, text)
-        morse = _decode_morse(text) if len(text) <= limit else None
-        if morse is not None:
-            return morse
+        if len(text) > limit:
+            return text
         view = _deleet(text)  # judge words, not leet digits
         plain = _english_score(view)
         if plain < 0.5 and _english_score(_rot13(view)) > plain + 0.15:
             return _rot13(text)
-        return text
+        return _unscramble_clauses(text)

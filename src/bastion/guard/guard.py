@@ -189,7 +189,7 @@ class Guard:
         scores = calibrated_scores(stage1, self.thresholds)
         stages = ["stage1"] * len(texts)
         if use_stage2 and self.stage2 is not None and self.cascade is not None:
-            escalated = np.flatnonzero(self.cascade.escalate(stage1[:, 0]))
+            escalated = np.flatnonzero(self.cascade.escalate(stage1[:, 0], word_counts(texts)))
             if len(escalated):
                 stage2 = self.stage2.decision_function([texts[i] for i in escalated])
                 combined = self.cascade.combine(stage1[escalated], stage2)
@@ -270,6 +270,11 @@ class Guard:
     def __repr__(self) -> str:
         return (f"Guard(constitution={self.constitution.name!r}, heads={len(self.stage1.heads)}, "
                 f"stage1={self.stage1!r}, stage2={self.stage2!r})")
+
+
+def word_counts(texts: Sequence[str]) -> np.ndarray:
+    """Words per text, as the cascade's short-input rule counts them."""
+    return np.array([len(t.split()) for t in texts])
 
 
 def _load_stage2(path: Path, manifest: dict[str, Any], threads: int | None) -> tuple[EncoderStage | None, CascadeParams | None]:
