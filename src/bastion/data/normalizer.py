@@ -130,7 +130,7 @@ def _unscramble_clauses(text: str) -> str:
     parts = _CLAUSE_BREAK.split(text)
     for i in range(0, len(parts), 2):
         clause = parts[i]
-        if len(_WORD.findall(clause)) < 4 or (plain := _english_score(_deleet(clause))) >= 0.2:
+        if len(_WORD.findall(clause)) < 4 or (plain := _english_score(clause)) >= 0.1:
             continue
         score, best = max((_english_score(c), c) for c in (clause[::-1], *(_shift(clause, k) for k in range(1, 26))))
         if score >= 0.3 and score > plain + 0.25:
@@ -233,4 +233,5 @@ class Normalizer:
         plain = _english_score(view)
         if plain < 0.5 and _english_score(_rot13(view)) > plain + 0.15:
             return _rot13(text)
-        return _unscramble_clauses(text)
+        # A ciphered clause drags the whole text's score down; plainly English text skips the search.
+        return _unscramble_clauses(text) if plain < 0.3 else text
