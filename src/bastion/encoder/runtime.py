@@ -50,17 +50,20 @@ class OnnxTextModel:
         return out
 
     def run(self, texts: Sequence[str]) -> np.ndarray:
-        """Outputs shaped (len(texts), width); batches group similar lengths."""
+        """Outputs shaped (len(texts), width); each batch holds texts of one token length.
+
+        No padding, so a text's output never depends on what else is in its batch: the
+        exported graphs were traced with an all-ones attention mask and attend to padding.
+        """
         ids = self.token_ids(texts)
         out = np.zeros((len(ids), self.width), dtype=np.float32)
-        order = np.argsort([len(x) for x in ids], kind="stable")
-        for start in range(0, len(ids), self.batch_size):
-            chunk = order[start:start + self.batch_size]
-            width = max(len(ids[i]) for i in chunk)
-            input_ids = np.zeros((len(chunk), width), dtype=np.int64)
-            mask = np.zeros((len(chunk), width), dtype=np.int64)
-            for row, i in enumerate(chunk):
-                input_ids[row, : len(ids[i])] = ids[i]
-                mask[row, : len(ids[i])] = 1
-            out[chunk] = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
+        by_length: dict[int, list[int]] = {}
+        for i, tokens in enumerate(ids):
+            by_length.setdefault(len(tokens), []).append(i)
+        for length, members in sorted(by_length.items()):
+            for start in range(0, len(members), self.batch_size):
+                chunk = members[start:start + self.batch_size]
+                input_ids = np.array([ids[i] for i in chunk], dtype=np.int64)
+                feeds = {"input_ids": input_ids, "attention_mask": np.ones_like(input_ids)}
+                out[chunk] = self.session.run(None, feeds)[0]
         return out
