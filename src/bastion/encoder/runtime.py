@@ -60,7 +60,7 @@ class OnnxTextModel:
         by_length: dict[int, list[int]] = {}
         for i, tokens in enumerate(ids):
             by_length.setdefault(len(tokens), []).append(i)
-        for length, members in sorted(by_length.items()):
+        for _, members in sorted(by_length.items()):
             for start in range(0, len(members), self.batch_size):
                 chunk = members[start:start + self.batch_size]
                 input_ids = np.array([ids[i] for i in chunk], dtype=np.int64)
