@@ -11,6 +11,8 @@ resume, and the merge skips records OUT already holds.
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ from bastion.data.dedup import NearDuplicateIndex
 from bastion.data.jsonl import Appender, read_rows
 from bastion.engine import Engine, batched
 from bastion.errors import ConfigError
+from bastion.llm.backend import Usage
 from bastion.llm.config import BackendConfig
 from bastion.llm.generate import GenerateConfig, GenerateResult, Generator, Job, plan, requests_per_job, responses_path
 
@@ -29,6 +32,10 @@ JOBS_PER_PART = 8
 def parts_dir(output: Path) -> Path:
     """Where the parts of `output` are written: `OUT.parts/`."""
     return output.with_name(output.name.removesuffix(".jsonl") + ".parts")
+
+
+def part_path(folder: Path, index: int) -> Path:
+    return folder / f"{index:05d}.jsonl"
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,7 @@ class PartGenerator:
         index, jobs = part
         cache = None if self.backend.cache_dir is None else self.backend.cache_dir / "parts" / f"{index:05d}"
         with connect(self.backend.model_copy(update={"cache_dir": cache})) as llm:
-            return Generator(self.constitution, llm, self.folder / f"{index:05d}.jsonl", self.config,
+            return Generator(self.constitution, llm, part_path(self.folder, index), self.config,
                              references=self.references, jobs=jobs).run()
 
 
@@ -70,19 +77,17 @@ def generate_on(engine: Engine, constitution: Constitution, backend: BackendConf
     if not parts:
         raise ConfigError("nothing to generate: every category is skipped")
     factory = PartGenerator(constitution, backend, config, tuple(references), folder)
-    total = GenerateResult()
+    total, usage, started = GenerateResult(), Usage(), time.perf_counter()
     for (_, jobs), result in engine.map(factory, iter(parts)):
         total.written.update(result.written)
         total.dropped.update(result.dropped)
         total.resumed += result.resumed
-        total.seconds += result.seconds
-        for key, value in result.usage.items():
-            total.usage[key] = total.usage.get(key, 0.0) + value
+        for name in (f.name for f in dataclasses.fields(Usage)):
+            setattr(usage, name, getattr(usage, name) + result.usage.get(name, 0))
         progress(len(jobs) * requests_per_job(config))
-    if total.usage.get("requests", 0) + total.usage.get("cache_hits", 0):
-        total.usage["hit_rate"] = total.usage.get("cache_hits", 0.0) / (total.usage.get("requests", 0.0) + total.usage["cache_hits"])
-    for key, dropped in merge([folder / f"{index:05d}.jsonl" for index, _ in parts], output).items():
+    for key, dropped in merge([part_path(folder, index) for index, _ in parts], output).items():
         total.dropped[f"duplicate across parts ({key})"] += dropped
+    total.usage, total.seconds = usage.as_dict(), time.perf_counter() - started
     return total
 
 

@@ -35,7 +35,7 @@ class EmbeddingHead:
     def features(self, embeddings: np.ndarray) -> np.ndarray:
         if self.hidden_coef is None or self.hidden_intercept is None:
             return embeddings
-        return np.maximum(embeddings @ self.hidden_coef.T + self.hidden_intercept, 0.0)
+        return relu_units(embeddings, self.hidden_coef, self.hidden_intercept)
 
     @property
     def n_heads(self) -> int:
@@ -58,6 +58,10 @@ class EmbeddingHead:
         return cls(arrays["coef"].astype(np.float32), arrays["intercept"].astype(np.float32),
                    None if hidden is None else hidden.astype(np.float32),
                    None if hidden is None else arrays["hidden_intercept"].astype(np.float32))
+
+
+def relu_units(embeddings: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+    return np.maximum(embeddings @ coef.T + intercept, 0.0)
 
 
 def fit_embedding_head(embeddings: np.ndarray, targets: np.ndarray, heads: Sequence[str], *, C: float,
@@ -83,7 +87,6 @@ def fit_embedding_head(embeddings: np.ndarray, targets: np.ndarray, heads: Seque
             biases.append(mlp.intercepts_[0])
         layer_coef = np.concatenate(weights).astype(np.float32)
         layer_intercept = np.concatenate(biases).astype(np.float32)
-    unfitted = EmbeddingHead(np.zeros((0, 0)), np.zeros(0), layer_coef, layer_intercept)
-    coef, intercept = fit_heads(unfitted.features(embeddings), targets, heads, C=C, seed=seed,
-                                sample_weight=sample_weight)
+    units = embeddings if layer_coef is None else relu_units(embeddings, layer_coef, layer_intercept)
+    coef, intercept = fit_heads(units, targets, heads, C=C, seed=seed, sample_weight=sample_weight)
     return EmbeddingHead(coef, intercept, layer_coef, layer_intercept)
