@@ -142,3 +142,24 @@ def test_audit_export_feeds_score_for_a_retrospective_audit(tmp_path):
     guard = Guard.load("default")
     assert [(r["id"], r["score"]) for r in rows] == [("r1", guard.check(conversation).score),
                                                      ("r2", guard.check("recommend a novel").score)]
+
+
+def test_opening_survives_a_peer_creating_the_table_first(tmp_path, monkeypatch):
+    """Workers starting together race to create the table; the loser must still open the log."""
+    import bastion.serve.audit as audit
+
+    url = f"sqlite:///{tmp_path}/audit.sqlite3"
+    real_create_all, calls = audit.metadata.create_all, []
+
+    def peer_wins_the_race(engine, **kwargs):
+        calls.append(engine)
+        if len(calls) == 1:
+            AuditLog(url).close()  # the peer creates the table between our check and our CREATE
+            raise audit.SQLAlchemyError("table bastion_decisions already exists")
+        real_create_all(engine, **kwargs)
+
+    monkeypatch.setattr(audit.metadata, "create_all", peer_wins_the_race)
+    log = AuditLog(url)
+    log.insert({"request_id": "r1", "endpoint": "classify", "mode": "enforce", "guard_version": "v",
+                "constitution_hash": "h", "status": "complete", "action": "allowed"})
+    assert log.request_ids(["r1"]) == {"r1"}

@@ -32,6 +32,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
     text,
     update,
@@ -70,6 +71,20 @@ decisions = Table(
 TEXT_FIELDS = ("input", "output")
 
 
+def _create_schema(engine: Engine) -> None:
+    """Create the table unless it exists, tolerating a peer process that creates it first.
+
+    Workers of `bastion serve --workers N` start together on one database; each checks for
+    the table, and the slower one's CREATE then fails because the faster one made it.
+    """
+    try:
+        metadata.create_all(engine)
+    except SQLAlchemyError:
+        if not inspect(engine).has_table(decisions.name):
+            raise
+        metadata.create_all(engine)  # the table is there now; this adds any index still missing
+
+
 def _sha256(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
@@ -81,7 +96,7 @@ class AuditLog:
         self.url, self.text_policy, self.retention_days = url, text_policy, retention_days
         try:
             self.engine = _engine(url)
-            metadata.create_all(self.engine)
+            _create_schema(self.engine)
         except SQLAlchemyError as exc:
             raise ConfigError(f"audit log {_displayed(url)}: cannot open ({exc.__class__.__name__}: {exc})") from exc
         self._last_purge = 0.0
