@@ -23,6 +23,7 @@ from bastion.data.records import Example, Kind, Message, render
 from bastion.errors import ArtifactError
 from bastion.guard.stream import StreamMonitor
 from bastion.guard.verdict import Verdict
+from bastion.guard.wrappers import KnownWrappers
 from bastion.models.artifacts import load_arrays, read_manifest, save_artifact, verified_path
 from bastion.models.calibration import calibrated_scores, logit
 from bastion.models.cascade import CascadeParams
@@ -56,7 +57,7 @@ class Guard:
                  *, stage2: EncoderStage | None = None, cascade: CascadeParams | None = None,
                  output_stage: NgramLinearClassifier | None = None, output_thresholds: np.ndarray | None = None,
                  normalizer: Normalizer | None = None, manifest: dict[str, Any] | None = None,
-                 constitution_text: str | None = None) -> None:
+                 constitution_text: str | None = None, wrappers: KnownWrappers | None = None) -> None:
         if (stage2 is None) != (cascade is None):
             raise ValueError("a stage-2 model and cascade parameters come together")
         self.constitution = constitution
@@ -72,6 +73,7 @@ class Guard:
         self.normalizer = normalizer or Normalizer()
         self.manifest = manifest or {}
         self.constitution_text = constitution_text
+        self.wrappers = wrappers
         input_only = {c.id for c in constitution.restricted if c.input_only}
         self._output_heads = np.array([h not in input_only for h in stage1.heads])
         self._deciding = np.array([h == ANY for h in stage1.heads])
@@ -105,11 +107,12 @@ class Guard:
             normalizer = Normalizer(**manifest.get("normalizer", {}))
             stage2, cascade = _load_stage2(path, manifest, threads)
             output_stage, output_thresholds = _load_output(path, manifest)
+            wrappers = KnownWrappers.from_dict(manifest["known_wrappers"]) if "known_wrappers" in manifest else None
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise ArtifactError(f"{path}: manifest is incomplete or inconsistent ({exc!r})") from exc
         return cls(constitution, model, thresholds, stage2=stage2, cascade=cascade, output_stage=output_stage,
                    output_thresholds=output_thresholds, normalizer=normalizer, manifest=manifest,
-                   constitution_text=constitution_text)
+                   constitution_text=constitution_text, wrappers=wrappers)
 
     def save(self, directory: Path, extra: dict[str, Any] | None = None, attachments: dict[str, Path] | None = None) -> None:
         """Write this guard as an artifact directory (atomically); `attachments` are extra files (the replay set)."""
@@ -141,6 +144,8 @@ class Guard:
                                        "params": self.output_stage.get_params()})
             manifest["output_thresholds"] = dict(zip(self.output_stage.heads, map(float, self.output_thresholds), strict=True))
             arrays[OUTPUT_FILE] = {"coef": self.output_stage.coef_.astype(np.float16), "intercept": self.output_stage.intercept_}
+        if self.wrappers is not None:
+            manifest["known_wrappers"] = self.wrappers.to_dict()
         text = self.constitution_text or _yaml_of(self.constitution)
         save_artifact(directory, manifest, arrays, {CONSTITUTION_FILE: text}, copies)
 
@@ -164,6 +169,7 @@ class Guard:
         scores, stages = self._cascade_scores(texts, kind)
         if kind == "input":
             self._rescore_latest_turns(examples, scores, stages)
+            self._rescore_unwrapped(texts, scores, stages)
         return scores, stages
 
     def _rescore_latest_turns(self, examples: Sequence[Example], scores: np.ndarray, stages: list[str]) -> None:
@@ -182,6 +188,19 @@ class Guard:
         for row, i in enumerate(multi):
             if alone[row, self._deciding].max() > scores[i, self._deciding].max():
                 scores[i], stages[i] = alone[row], alone_stages[row]
+
+    def _rescore_unwrapped(self, texts: Sequence[str], scores: np.ndarray, stages: list[str]) -> None:
+        """Score the request inside a known jailbreak wrapper on its own, at the wrappers' stricter threshold."""
+        if self.wrappers is None:
+            return
+        found = [(i, payload) for i, text in enumerate(texts) if (payload := self.wrappers.unwrap(text)) is not None]
+        if not found:
+            return
+        alone, _ = self._cascade_scores([f"[user] {payload}" for _, payload in found], "input")
+        rescaled = self.wrappers.rescale(alone)
+        for row, (i, _) in enumerate(found):
+            if rescaled[row, self._deciding].max() > scores[i, self._deciding].max():
+                scores[i], stages[i] = rescaled[row], "wrapper"
 
     def _cascade_scores(self, texts: Sequence[str], kind: Kind, use_stage2: bool = True) -> tuple[np.ndarray, list[str]]:
         """Stage 1, and stage 2 on its uncertain band (when the guard has one and `use_stage2`)."""

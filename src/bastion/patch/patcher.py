@@ -5,12 +5,14 @@ refitted; the category heads that name a flagged request's category stay the par
 Stage 1 is refitted, and so are stage 2's heads over the parent's hidden units (its encoder
 and hidden layer stay): in the cascade's band the combination is mostly stage 2's, so a
 stage-1 patch alone cannot turn its verdicts. The cascade's band and weight and the output
-classifier are the parent's, unchanged. A fifth of the
-proliferations (by seed request) is held out of the refit to report the patch's effect;
-thresholds are recalibrated so each head flags the same share of the replay set's benign
-calibration records as the parent did, by shifting the head's intercept (so the parent's
-thresholds and cascade band keep their meaning); stage 2's intercepts shift so the
-combination does the same.
+classifier are the parent's, unchanged. A fifth of the proliferations (by seed request) is
+held out of the refit to report the patch's effect. Thresholds are recalibrated so each head
+flags the same share of the replay set's benign calibration records as the parent did, by
+shifting the head's intercept (so the parent's thresholds and cascade band keep their
+meaning); stage 2's intercepts shift so the combination does the same.
+
+The wrappers themselves are kept with the guard (`bastion.guard.wrappers`): an input that
+carries one is also read with the wrapper cut away, its request held to a stricter threshold.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bastion.data.records import Example
 from bastion.guard.guard import BUNDLED, Guard, bundled_path
+from bastion.guard.wrappers import KnownWrappers
 from bastion.models.artifacts import sha256_file
 from bastion.models.encoder_stage import EncoderStage
 from bastion.models.linear import NgramLinearClassifier
@@ -35,10 +38,11 @@ from bastion.patch.lineage import parent_record
 from bastion.patch.proliferate import proliferate
 from bastion.patch.refit import anchored_head_refit, anchored_refit
 from bastion.patch.replay import Replay, load_replay, save_with_replay, seed_replay
-from bastion.patch.wrapper import infer_wrappers, read_jailbreaks
+from bastion.patch.wrapper import Wrapper, infer_wrappers, read_jailbreaks
 from bastion.training import targets_for
 
 Progress = Callable[[str], None]
+PAYLOAD_SAMPLE = 1000  # benign calibration records the payload threshold is set on
 
 
 class PatchConfig(BaseModel):
@@ -54,6 +58,11 @@ class PatchConfig(BaseModel):
                      "low keeps the replay set where the parent had it.")
     variant_weight: float = Field(default=60.0, gt=0, description="Weight of a restricted variant beside a replay record.")
     benign_weight: float = Field(default=1.0, gt=0, description="Weight of a benign contrast beside a replay record.")
+    payload_fpr: float = Field(default=0.05, gt=0, lt=0.5, description="A request found inside a known wrapper is "
+                               "flagged at the score that flags this share of benign calibration requests (stricter "
+                               "than everyday traffic's threshold): arriving in a known jailbreak is evidence of intent.")
+    wrapper_match: float = Field(default=0.6, gt=0, le=1, description="Share of a wrapper's word trigrams an input must "
+                                 "carry to be read as that wrapper.")
     stage2_replay: int = Field(default=3000, ge=0, description="Replay records stage 2's refit reads beside the "
                                "variants (embedding them is the patch's slowest step); 0 keeps the parent's stage 2.")
 
@@ -108,6 +117,7 @@ def patch_guard(parent_path: str | Path, jailbreaks: Sequence[Path], config: Pat
     guard = Guard(parent.constitution, stage1, parent.thresholds, stage2=stage2, cascade=parent.cascade,
                   output_stage=parent.output_stage, output_thresholds=parent.output_thresholds,
                   normalizer=parent.normalizer, constitution_text=parent.constitution_text)
+    guard.wrappers = _known_wrappers(parent, wrappers, guard, replay["calibration"], config)
     progress("measuring before and after on held-out variants and benign calibration records")
     metrics = {"before": measure(parent, held, replay["calibration"]), "after": measure(guard, held, replay["calibration"])}
     lineage: dict[str, Any] = {
@@ -125,6 +135,18 @@ def patch_guard(parent_path: str | Path, jailbreaks: Sequence[Path], config: Pat
         lineage["warning"] = ("the patched guard lets more held-out variants through than its parent "
                               "(the parent already stopped most of them); keep the parent")
     return Patched(guard, replay, {"training": parent.manifest.get("training", {}), "lineage": lineage})
+
+
+def _known_wrappers(parent: Guard, wrappers: Sequence[Wrapper], guard: Guard, benign: Sequence[Example],
+                    config: PatchConfig) -> KnownWrappers:
+    """The parent's known wrappers and these, the payload threshold set on the patched guard's
+    scores of a sample of benign calibration records (a 5% quantile needs no more)."""
+    texts = [*(t.text for t in (parent.wrappers.templates if parent.wrappers else ())),
+             *parent.texts([Example(messages=list(w.turns)) for w in wrappers])]
+    sample = random.Random(config.seed).sample(list(benign), min(len(benign), PAYLOAD_SAMPLE))
+    scores = np.array([v.score for v in guard.score_examples(sample)]) if sample else np.array([0.5])
+    threshold = min(float(np.quantile(scores, 1.0 - config.payload_fpr)), 0.5)
+    return KnownWrappers.from_texts(texts, max(threshold, 1e-3), config.wrapper_match)
 
 
 def _without_refused_contrasts(parent: Guard, variants: list[Example]) -> list[Example]:
