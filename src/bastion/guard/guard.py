@@ -185,9 +185,7 @@ class Guard:
             return
         latest = [Example(prompt=examples[i].last_user_text()) for i in multi]
         alone, alone_stages = self._cascade_scores(self.texts(latest), "input")
-        for row, i in enumerate(multi):
-            if alone[row, self._deciding].max() > scores[i, self._deciding].max():
-                scores[i], stages[i] = alone[row], alone_stages[row]
+        self._keep_higher(scores, stages, multi, alone, alone_stages)
 
     def _rescore_unwrapped(self, texts: Sequence[str], scores: np.ndarray, stages: list[str]) -> None:
         """Score the request inside a known jailbreak wrapper on its own, at the wrappers' stricter threshold."""
@@ -197,10 +195,14 @@ class Guard:
         if not found:
             return
         alone, _ = self._cascade_scores([f"[user] {payload}" for _, payload in found], "input")
-        rescaled = self.wrappers.rescale(alone)
-        for row, (i, _) in enumerate(found):
-            if rescaled[row, self._deciding].max() > scores[i, self._deciding].max():
-                scores[i], stages[i] = rescaled[row], "wrapper"
+        self._keep_higher(scores, stages, [i for i, _ in found], self.wrappers.rescale(alone), ["wrapper"] * len(found))
+
+    def _keep_higher(self, scores: np.ndarray, stages: list[str], rows: Sequence[int], other: np.ndarray,
+                     other_stages: Sequence[str]) -> None:
+        """Where a second reading of row `rows[k]` (`other[k]`) scores higher on the deciding heads, it stands."""
+        for k, i in enumerate(rows):
+            if other[k, self._deciding].max() > scores[i, self._deciding].max():
+                scores[i], stages[i] = other[k], other_stages[k]
 
     def _cascade_scores(self, texts: Sequence[str], kind: Kind, use_stage2: bool = True) -> tuple[np.ndarray, list[str]]:
         """Stage 1, and stage 2 on its uncertain band (when the guard has one and `use_stage2`)."""

@@ -20,12 +20,14 @@ import numpy as np
 
 PLACEHOLDER = "{request}"
 SHINGLE = 3  # words per shingle
+MIN_MATCH = 0.6  # share of a template's shingles an input must carry
 MIN_PAYLOAD_WORDS = 3
 _WORDS = re.compile(r"[^\W_]+")
 
 
-def _shingles(words: Sequence[str]) -> set[tuple[str, ...]]:
-    return {tuple(words[i:i + SHINGLE]) for i in range(len(words) - SHINGLE + 1)}
+def _shingles(words: Sequence[str]) -> list[tuple[str, ...]]:
+    """Word trigrams in order (position i starts at word i)."""
+    return [tuple(words[i:i + SHINGLE]) for i in range(len(words) - SHINGLE + 1)]
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class Template:
 
     def __post_init__(self) -> None:
         parts = self.text.split(PLACEHOLDER)
-        object.__setattr__(self, "shingles", frozenset().union(*(_shingles(_WORDS.findall(p)) for p in parts)))
+        object.__setattr__(self, "shingles", frozenset(g for p in parts for g in _shingles(_WORDS.findall(p))))
 
 
 @dataclass(frozen=True)
@@ -49,10 +51,10 @@ class KnownWrappers:
 
     templates: tuple[Template, ...]
     payload_threshold: float
-    min_match: float = 0.6
+    min_match: float = MIN_MATCH
 
     @classmethod
-    def from_texts(cls, texts: Sequence[str], payload_threshold: float, min_match: float = 0.6) -> KnownWrappers:
+    def from_texts(cls, texts: Sequence[str], payload_threshold: float, min_match: float = MIN_MATCH) -> KnownWrappers:
         """From normalised template texts (each with one `{request}` slot); ones too short to match are dropped."""
         templates = tuple(dict.fromkeys(Template(t) for t in texts))
         return cls(tuple(t for t in templates if len(t.shingles) >= 2), payload_threshold, min_match)
@@ -60,7 +62,7 @@ class KnownWrappers:
     def unwrap(self, text: str) -> str | None:
         """The words of a normalised input that no matching template accounts for, or None if none matches."""
         words = _WORDS.findall(text)
-        grams = [tuple(words[i:i + SHINGLE]) for i in range(len(words) - SHINGLE + 1)]
+        grams = _shingles(words)
         present = set(grams)
         matching = [t for t in self.templates if len(t.shingles & present) >= self.min_match * len(t.shingles)]
         if not matching:

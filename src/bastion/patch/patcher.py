@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bastion.data.records import Example
 from bastion.guard.guard import BUNDLED, Guard, bundled_path
-from bastion.guard.wrappers import KnownWrappers
+from bastion.guard.wrappers import MIN_MATCH, KnownWrappers
 from bastion.models.artifacts import sha256_file
 from bastion.models.encoder_stage import EncoderStage
 from bastion.models.linear import NgramLinearClassifier
@@ -61,7 +61,7 @@ class PatchConfig(BaseModel):
     payload_fpr: float = Field(default=0.05, gt=0, lt=0.5, description="A request found inside a known wrapper is "
                                "flagged at the score that flags this share of benign calibration requests (stricter "
                                "than everyday traffic's threshold): arriving in a known jailbreak is evidence of intent.")
-    wrapper_match: float = Field(default=0.6, gt=0, le=1, description="Share of a wrapper's word trigrams an input must "
+    wrapper_match: float = Field(default=MIN_MATCH, gt=0, le=1, description="Share of a wrapper's word trigrams an input must "
                                  "carry to be read as that wrapper.")
     stage2_replay: int = Field(default=3000, ge=0, description="Replay records stage 2's refit reads beside the "
                                "variants (embedding them is the patch's slowest step); 0 keeps the parent's stage 2.")

@@ -19,9 +19,9 @@ from bastion.data.jsonl import read_examples
 from bastion.data.records import Example, Message
 from bastion.errors import RecordError
 from bastion.guard import Guard
+from bastion.guard.wrappers import PLACEHOLDER
 from bastion.models.linear import ANY
 
-PLACEHOLDER = "{request}"
 JAILBREAK = "jailbreak"  # a category about the wrapper itself, so it cannot point at the request
 MIN_REQUEST_WORDS = 3
 SIBLING_SIMILARITY = 0.5  # below this, two examples are not taken to share a template

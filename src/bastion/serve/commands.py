@@ -49,7 +49,6 @@ def serve(
     import uvicorn
 
     from bastion.serve.app import create_app
-    from bastion.serve.audit import AuditLog
     from bastion.serve.config import EMBEDDED, load_config, to_environment
     from bastion.serve.embedded import MODEL_NAME, EmbeddedModel
 
@@ -67,7 +66,6 @@ def serve(
         if settings.workers == 1:
             uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
             return
-        AuditLog(settings.audit.url).close()  # one process creates the schema before the workers start
         to_environment(settings)
         uvicorn.run("bastion.serve.app:app_from_environment", factory=True, workers=settings.workers,
                     host=settings.host, port=settings.port, log_level="warning")
