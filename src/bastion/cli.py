@@ -132,6 +132,7 @@ def train(
     escalation_rate: Annotated[float, typer.Option(help="Share of benign calibration traffic the cascade sends to stage 2.")] = 0.08,
     output_loss: Annotated[str, typer.Option(help="Output-classifier loss over response prefixes: prefix_bce, cumulative_max or softmax_window (window 16, tau 1).")] = "prefix_bce",
     short_words: Annotated[int, typer.Option(help="Inputs of at most this many words always go to stage 2 (cheap for short inputs, where stage 1 is weakest); 0 escalates by stage-1 score alone.")] = 24,
+    segment_rate: Annotated[float, typer.Option(help="Long inputs are also read sentence by sentence, at a threshold that flags this share of long benign calibration inputs; 0 reads inputs whole only.")] = 0.005,
 ) -> None:
     """Train a guard from a constitution's seed corpus (plus the development pool) and calibrate it."""
     import shutil
@@ -152,7 +153,7 @@ def train(
         raise BastionError(f"--output-loss must be one of {', '.join(LOSSES)}, not {output_loss!r}")
     config = TrainConfig(seed=seed, use_dev_pool=dev_pool, stage2=stage2, stage2_from=stage2_from, stage2_epochs=epochs,
                          escalation_rate=escalation_rate, output_loss=output_loss,  # type: ignore[arg-type]
-                         short_words=short_words)
+                         short_words=short_words, segment_rate=segment_rate)
     workdir = output.resolve().parent / f".{output.name}.stage2-work"
     started = time.perf_counter()
     with err.status("building corpus") as status:

@@ -32,8 +32,9 @@ from bastion.data.splits import Split, SplitManifest, assign_groups, assign_spli
 from bastion.data.transforms import TRANSFORMS
 from bastion.errors import ArtifactError, ConfigError, DataUnavailableError
 from bastion.guard.guard import Guard, word_counts
+from bastion.guard.segments import calibrate_segment_reading
 from bastion.models.calibration import head_thresholds
-from bastion.models.cascade import fit_cascade
+from bastion.models.cascade import CascadeParams, fit_cascade
 from bastion.models.embedding_head import fit_embedding_head
 from bastion.models.encoder_stage import ENCODER_FILE, MODEL_FILE, TOKENIZER_FILE, EncoderStage
 from bastion.models.features import NgramHasher
@@ -77,6 +78,8 @@ class TrainConfig(BaseModel):
     escalation_rate: float = Field(default=0.08, gt=0, lt=1, description="Share of benign traffic the cascade escalates.")
     short_words: int = Field(default=24, ge=0, description="Inputs of at most this many words always go to stage 2 "
                              "(short inputs are where hashed n-grams are weakest and stage 2 is cheapest); 0: none.")
+    segment_rate: float = Field(default=0.005, ge=0, lt=0.5, description="Share of long benign calibration inputs that "
+                                "reading sentence by sentence may flag (sets the segment threshold); 0: read inputs whole only.")
 
 
 @dataclass
@@ -197,7 +200,24 @@ def train_guard(constitution: Constitution, corpus: Corpus, config: TrainConfig,
             progress(f"no output classifier: {exc}")
     outputs = {"output_stage": output_stage, "output_thresholds": output_thresholds}
     if config.stage2 == "none":
-        return Guard(constitution, model, thresholds, constitution_text=constitution_text, **outputs)
+        guard = Guard(constitution, model, thresholds, constitution_text=constitution_text, **outputs)
+    else:
+        stage2, cascade = _stage2_and_cascade(heads, train, train_texts, stage1_logits, calibration_texts, labels,
+                                              thresholds, target, config, workdir, progress)
+        guard = Guard(constitution, model, thresholds, stage2=stage2, cascade=cascade,
+                      constitution_text=constitution_text, **outputs)
+    if config.segment_rate:
+        progress("setting the segment threshold on long benign calibration inputs")
+        guard.segment_reading = calibrate_segment_reading(guard, [e for e in calibration if e.label == 0],
+                                                          config.segment_rate, config.seed)
+    return guard
+
+
+def _stage2_and_cascade(heads: Sequence[str], train: Sequence[Example], train_texts: Sequence[str],
+                        stage1_logits: np.ndarray, calibration_texts: Sequence[str], labels: np.ndarray,
+                        thresholds: np.ndarray, target: float, config: TrainConfig, workdir: Path | None,
+                        progress: Progress) -> tuple[EncoderStage, CascadeParams]:
+    """Stage 2 as configured, and the cascade's band, weight and thresholds chosen on calibration data."""
     if workdir is None:
         raise ValueError("training stage 2 needs a workdir for its model files")
     if config.stage2 == "reuse":
@@ -211,7 +231,7 @@ def train_guard(constitution: Constitution, corpus: Corpus, config: TrainConfig,
     cascade = fit_cascade(stage1_logits, stage2.decision_function(calibration_texts), labels, thresholds,
                           target, config.escalation_rate, words=word_counts(calibration_texts),
                           short_words=config.short_words)
-    return Guard(constitution, model, thresholds, stage2=stage2, cascade=cascade, constitution_text=constitution_text, **outputs)
+    return stage2, cascade
 
 
 def reused_stage2(source: str | None, heads: Sequence[str]) -> EncoderStage:

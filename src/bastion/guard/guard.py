@@ -21,6 +21,7 @@ from bastion.constitution import Constitution, parse
 from bastion.data.normalizer import Normalizer
 from bastion.data.records import Example, Kind, Message, render
 from bastion.errors import ArtifactError
+from bastion.guard.segments import SegmentReading, segments
 from bastion.guard.stream import StreamMonitor
 from bastion.guard.verdict import Verdict
 from bastion.guard.wrappers import KnownWrappers
@@ -57,7 +58,8 @@ class Guard:
                  *, stage2: EncoderStage | None = None, cascade: CascadeParams | None = None,
                  output_stage: NgramLinearClassifier | None = None, output_thresholds: np.ndarray | None = None,
                  normalizer: Normalizer | None = None, manifest: dict[str, Any] | None = None,
-                 constitution_text: str | None = None, wrappers: KnownWrappers | None = None) -> None:
+                 constitution_text: str | None = None, wrappers: KnownWrappers | None = None,
+                 segment_reading: SegmentReading | None = None) -> None:
         if (stage2 is None) != (cascade is None):
             raise ValueError("a stage-2 model and cascade parameters come together")
         self.constitution = constitution
@@ -74,6 +76,7 @@ class Guard:
         self.manifest = manifest or {}
         self.constitution_text = constitution_text
         self.wrappers = wrappers
+        self.segment_reading = segment_reading
         input_only = {c.id for c in constitution.restricted if c.input_only}
         self._output_heads = np.array([h not in input_only for h in stage1.heads])
         self._deciding = np.array([h == ANY for h in stage1.heads])
@@ -108,11 +111,12 @@ class Guard:
             stage2, cascade = _load_stage2(path, manifest, threads)
             output_stage, output_thresholds = _load_output(path, manifest)
             wrappers = KnownWrappers.from_dict(manifest["known_wrappers"]) if "known_wrappers" in manifest else None
+            reading = SegmentReading.from_dict(manifest["segment_reading"]) if "segment_reading" in manifest else None
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise ArtifactError(f"{path}: manifest is incomplete or inconsistent ({exc!r})") from exc
         return cls(constitution, model, thresholds, stage2=stage2, cascade=cascade, output_stage=output_stage,
                    output_thresholds=output_thresholds, normalizer=normalizer, manifest=manifest,
-                   constitution_text=constitution_text, wrappers=wrappers)
+                   constitution_text=constitution_text, wrappers=wrappers, segment_reading=reading)
 
     def save(self, directory: Path, extra: dict[str, Any] | None = None, attachments: dict[str, Path] | None = None) -> None:
         """Write this guard as an artifact directory (atomically); `attachments` are extra files (the replay set)."""
@@ -146,6 +150,8 @@ class Guard:
             arrays[OUTPUT_FILE] = {"coef": self.output_stage.coef_.astype(np.float16), "intercept": self.output_stage.intercept_}
         if self.wrappers is not None:
             manifest["known_wrappers"] = self.wrappers.to_dict()
+        if self.segment_reading is not None:
+            manifest["segment_reading"] = self.segment_reading.to_dict()
         text = self.constitution_text or _yaml_of(self.constitution)
         save_artifact(directory, manifest, arrays, {CONSTITUTION_FILE: text}, copies)
 
@@ -170,6 +176,7 @@ class Guard:
         if kind == "input":
             self._rescore_latest_turns(examples, scores, stages)
             self._rescore_unwrapped(texts, scores, stages)
+            self._rescore_segments(examples, scores, stages)
         return scores, stages
 
     def _rescore_latest_turns(self, examples: Sequence[Example], scores: np.ndarray, stages: list[str]) -> None:
@@ -196,6 +203,32 @@ class Guard:
             return
         alone, _ = self._cascade_scores([f"[user] {payload}" for _, payload in found], "input")
         self._keep_higher(scores, stages, [i for i, _ in found], self.wrappers.rescale(alone), ["wrapper"] * len(found))
+
+    def _rescore_segments(self, examples: Sequence[Example], scores: np.ndarray, stages: list[str]) -> None:
+        """Score each sentence of a long user message on its own too, at the segment threshold."""
+        if self.segment_reading is None:
+            return
+        rows, best = self.best_segment_scores(examples)
+        self._keep_higher(scores, stages, rows, self.segment_reading.rescale(best), ["segment"] * len(rows))
+
+    def best_segment_scores(self, examples: Sequence[Example]) -> tuple[list[int], np.ndarray]:
+        """The examples that have a long user message, and the per-head scores of each one's highest-scoring sentence."""
+        owners: list[int] = []
+        texts: list[str] = []
+        for i, example in enumerate(examples):
+            for message in example.conversation():
+                if message.role == "user":
+                    found = segments(self.normalizer(message.content))
+                    owners += [i] * len(found)
+                    texts += [f"[user] {s}" for s in found]
+        if not texts:
+            return [], np.zeros((0, len(self.stage1.heads)), dtype=np.float32)
+        scores, _ = self._cascade_scores(texts, "input")
+        best: dict[int, int] = {}
+        for k, i in enumerate(owners):
+            if i not in best or scores[k, self._deciding].max() > scores[best[i], self._deciding].max():
+                best[i] = k
+        return list(best), scores[list(best.values())]
 
     def _keep_higher(self, scores: np.ndarray, stages: list[str], rows: Sequence[int], other: np.ndarray,
                      other_stages: Sequence[str]) -> None:

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from bastion.models.calibration import recentred
+
 PLACEHOLDER = "{request}"
 SHINGLE = 3  # words per shingle
 MIN_MATCH = 0.6  # share of a template's shingles an input must carry
@@ -77,8 +79,7 @@ class KnownWrappers:
 
     def rescale(self, scores: np.ndarray) -> np.ndarray:
         """Requests' scores on the guard's scale: the payload threshold moves to 0.5, order is kept."""
-        p = self.payload_threshold
-        return np.where(scores < p, 0.5 * scores / p, 0.5 + 0.5 * (scores - p) / max(1.0 - p, 1e-9)).astype(np.float32)
+        return recentred(scores, self.payload_threshold)
 
     def to_dict(self) -> dict[str, Any]:
         return {"templates": [t.text for t in self.templates], "payload_threshold": self.payload_threshold,

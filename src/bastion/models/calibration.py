@@ -26,3 +26,14 @@ def calibrated_scores(logits: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 
 def logit(p: float) -> float:
     return float(np.log(p / (1.0 - p)))
+
+
+def recentred(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """Calibrated `scores` mapped piecewise-linearly so that `threshold` lands on 0.5, order kept.
+
+    A second reading of an input (a request cut from a known wrapper, a sentence read alone) is
+    held to its own threshold; recentring puts its score on the guard's scale, where 0.5 flags.
+    """
+    p = threshold
+    return np.where(scores < p, 0.5 * scores / max(p, 1e-9),
+                    0.5 + 0.5 * (scores - p) / max(1.0 - p, 1e-9)).astype(np.float32)

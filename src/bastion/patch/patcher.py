@@ -13,6 +13,8 @@ meaning); stage 2's intercepts shift so the combination does the same.
 
 The wrappers themselves are kept with the guard (`bastion.guard.wrappers`): an input that
 carries one is also read with the wrapper cut away, its request held to a stricter threshold.
+The parent's segment threshold (`bastion.guard.segments`) is kept: it is a calibrated score,
+and recalibration keeps the scale of the patched guard's scores on benign traffic.
 """
 
 from __future__ import annotations
@@ -116,7 +118,8 @@ def patch_guard(parent_path: str | Path, jailbreaks: Sequence[Path], config: Pat
         stage2 = _refit_stage2(parent, stage1, replay, train, config)
     guard = Guard(parent.constitution, stage1, parent.thresholds, stage2=stage2, cascade=parent.cascade,
                   output_stage=parent.output_stage, output_thresholds=parent.output_thresholds,
-                  normalizer=parent.normalizer, constitution_text=parent.constitution_text)
+                  normalizer=parent.normalizer, constitution_text=parent.constitution_text,
+                  segment_reading=parent.segment_reading)
     guard.wrappers = _known_wrappers(parent, wrappers, guard, replay["calibration"], config)
     progress("measuring before and after on held-out variants and benign calibration records")
     metrics = {"before": measure(parent, held, replay["calibration"]), "after": measure(guard, held, replay["calibration"])}
