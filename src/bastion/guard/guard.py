@@ -205,11 +205,17 @@ class Guard:
         self._keep_higher(scores, stages, [i for i, _ in found], self.wrappers.rescale(alone), ["wrapper"] * len(found))
 
     def _rescore_segments(self, examples: Sequence[Example], scores: np.ndarray, stages: list[str]) -> None:
-        """Score each sentence of a long user message on its own too, at the segment threshold."""
+        """Score each sentence of a long user message on its own too, at the segment threshold.
+
+        Inputs already flagged are skipped: a second reading can only raise their score, and
+        long jailbreak templates, which the whole reading flags, are where sentences are many.
+        """
         if self.segment_reading is None:
             return
-        rows, best = self.best_segment_scores(examples)
-        self._keep_higher(scores, stages, rows, self.segment_reading.rescale(best), ["segment"] * len(rows))
+        pending = [i for i in range(len(examples)) if scores[i, self._deciding].max() < 0.5]
+        rows, best = self.best_segment_scores([examples[i] for i in pending])
+        self._keep_higher(scores, stages, [pending[r] for r in rows], self.segment_reading.rescale(best),
+                          ["segment"] * len(rows))
 
     def best_segment_scores(self, examples: Sequence[Example]) -> tuple[list[int], np.ndarray]:
         """The examples that have a long user message, and the per-head scores of each one's highest-scoring sentence."""
