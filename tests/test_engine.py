@@ -122,7 +122,7 @@ def test_score_on_ray_is_bit_identical_to_local(ray_cluster, records_file, tmp_p
     remote = _score(records_file, tmp_path / "ray.jsonl", "--engine", "ray", "--workers", "2")
     assert remote == local
     stages = {json.loads(line)["stage"] for line in local.splitlines()}
-    assert stages == {"stage1", "stage2"}  # both stages (numpy and ONNX Runtime) are compared
+    assert {"stage1", "stage2"} <= stages  # both stages (numpy and ONNX Runtime) are compared
 
 
 def test_eval_on_ray_matches_local(ray_cluster, records_file, tmp_path):

@@ -210,5 +210,5 @@ def test_score_cli_asks_the_judge_about_verdicts_in_its_band(lemon_guard, tmp_pa
     assert len(stub.requests) == sum(in_band) >= 1
     for row, asked, before in zip(rows, in_band, plain, strict=True):
         assert row["flagged"] and (row["stage"] == "judge") == asked
-        assert asked or row["score"] == before.score
+        assert asked or row["score"] == pytest.approx(before.score, abs=1e-5)  # float32 across batch sizes
     assert refused.exit_code != 0 and "--engine local" in refused.output
