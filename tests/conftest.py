@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,14 @@ def small_guard(seed_corpus) -> Guard:
     """A guard trained on the seed corpus only (no development pool), with few features."""
     config = TrainConfig(use_dev_pool=False, n_features=2**16, template_expansions=1)
     return train_guard(load("general"), seed_corpus, config)
+
+
+@pytest.fixture(scope="session")
+def small_guard_whole(small_guard) -> Guard:
+    """The small guard reading every input whole, so other readings can be tested on their own."""
+    guard = copy.copy(small_guard)
+    guard.segment_reading = None
+    return guard
 
 
 @pytest.fixture(scope="session")

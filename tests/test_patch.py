@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import shutil
 from pathlib import Path
@@ -58,14 +57,12 @@ def test_proliferation_puts_new_requests_and_benign_contrasts_in_the_wrapper(sma
 
 
 @pytest.fixture(scope="module")
-def patched(small_guard, tmp_path_factory):
+def patched(small_guard_whole, tmp_path_factory):
     """A patch of the small guard reading inputs whole: its sentence-by-sentence reading already
     stops half of this pretext attack, which would leave the patch little to show."""
     root = tmp_path_factory.mktemp("patch")
     parent = root / "parent"
-    whole_only = copy.copy(small_guard)
-    whole_only.segment_reading = None
-    whole_only.save(parent)
+    small_guard_whole.save(parent)
     jailbreak = _write(root / "jb.txt", TEMPLATE.format(REQUEST))
     result = patch_guard(parent, [jailbreak], PatchConfig(per_label=200))
     result.save(root / "patched")

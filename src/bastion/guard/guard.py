@@ -230,9 +230,10 @@ class Guard:
         if not texts:
             return [], np.zeros((0, len(self.stage1.heads)), dtype=np.float32)
         scores, _ = self._cascade_scores(texts, "input")
+        top = scores[:, self._deciding].max(axis=1)
         best: dict[int, int] = {}
         for k, i in enumerate(owners):
-            if i not in best or scores[k, self._deciding].max() > scores[best[i], self._deciding].max():
+            if i not in best or top[k] > top[best[i]]:
                 best[i] = k
         return list(best), scores[list(best.values())]
 
