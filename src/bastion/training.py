@@ -245,10 +245,14 @@ def reused_stage2(source: str | None, heads: Sequence[str]) -> EncoderStage:
 
 
 def base_encoder(workdir: Path, progress: Progress) -> tuple[Path, Path]:
-    """The int8 base encoder and tokenizer: from the bundled guard, else exported with torch."""
+    """The int8 base encoder and tokenizer: an export already in `workdir`, else the bundled guard's, else
+    exported with torch. An earlier export wins so that a changed export format trains before it is bundled."""
     from bastion.guard.guard import bundled_path
     from bastion.models.artifacts import read_manifest, verified_path
 
+    if (workdir / ENCODER_FILE).is_file() and (workdir / TOKENIZER_FILE).is_file():
+        progress(f"using the encoder exported in {workdir}")
+        return workdir / ENCODER_FILE, workdir / TOKENIZER_FILE
     bundled = bundled_path("default")
     try:
         manifest = read_manifest(bundled)
