@@ -41,13 +41,13 @@ def main(guard_path: str = "default") -> None:
     guard = Guard.load(guard_path)
     corpus = build_corpus(guard.constitution, settings.data_dir)
     test = [e for e in corpus.splits["test"] if e.label is not None]
-    scores = np.array([v.score for v in guard.score_examples(test)])
+    verdicts = guard.score_examples(test)
+    scores = np.array([v.score for v in verdicts])
     labels = np.array([e.label for e in test])
     summary("test split, all sources", labels, scores)
     requests = np.array([e.source not in NOT_REQUESTS for e in test])
     summary("test split, request sets only (without " + ", ".join(sorted(NOT_REQUESTS)) + ")", labels[requests], scores[requests])
-    stages = guard.score_examples(test)
-    print(f"escalated to stage 2: {np.mean([v.stage == 'stage2' for v in stages]):.1%}")
+    print(f"escalated to stage 2: {np.mean([v.stage == 'stage2' for v in verdicts]):.1%}")
     by_source: dict[str, list[bool]] = defaultdict(list)
     for example, score in zip(test, scores, strict=True):
         by_source[example.source].append(bool(score >= 0.5))
