@@ -139,3 +139,11 @@ def test_stage2_heads_refit_anchored_and_only_where_asked():
     accuracy = np.mean((loose(hidden)[:, 0] > 0) == targets[:, 0])
     assert accuracy > 0.95 > np.mean((parent(hidden)[:, 0] > 0) == targets[:, 0])
     assert np.abs(tight.coef[0] - parent.coef[0]).max() < np.abs(loose.coef[0] - parent.coef[0]).max() / 10
+
+
+def test_cli_rejects_a_benign_weight_out_of_range(small_guard_dir, tmp_path):
+    path = _write(tmp_path / "jb.txt", TEMPLATE.format(REQUEST))
+    result = CliRunner().invoke(app, ["patch", "--guard", str(small_guard_dir), "--jailbreak", str(path),
+                                      "-o", str(tmp_path / "o"), "--benign-weight", "0"])
+    assert result.exit_code != 0 and "benign-weight" in result.output
+    assert not (tmp_path / "o").exists()

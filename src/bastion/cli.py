@@ -187,6 +187,9 @@ def patch(
     guard: GuardOption = "default",
     report: Annotated[Path | None, typer.Option("--report", help="Also write the patch's before/after metrics and lineage as JSON here.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed for the variants; same inputs and seed give the same patch.")] = 0,
+    benign_weight: Annotated[float, typer.Option(min=0.01, help="Weight of the benign prompts put in the same wrapper. "
+                             "Lower (e.g. 0.2) stops more of the attack and keeps everyday false positives, but "
+                             "refuses more benign requests sent in that same wrapper.")] = 1.0,
 ) -> None:
     """Patch a guard against a new jailbreak from one or a few observed examples, in about a minute.
 
@@ -202,7 +205,7 @@ def patch(
             status.update(message)
             err.log(message)
 
-        patched = patch_guard(guard, jailbreak, PatchConfig(seed=seed), progress=progress)
+        patched = patch_guard(guard, jailbreak, PatchConfig(seed=seed, benign_weight=benign_weight), progress=progress)
         patched.save(output)
     lineage = patched.extra["lineage"]
     before, after = lineage["metrics"]["before"], lineage["metrics"]["after"]
