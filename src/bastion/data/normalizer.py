@@ -58,11 +58,12 @@ _CLAUSE_BREAK = re.compile(r"([:\n]\s*)")
 _WORD = re.compile(r"[A-Za-z]{2,}")
 _SPACED = re.compile(r"(?<!\S)(?:\S ){1,}\S(?!\S)")
 _CONFUSABLE_TOKEN = re.compile("(?<!\\S)\\S*[" + "".join(CONFUSABLES) + "]\\S*")
+MIN_REVERSED_WORDS = 2
 _LEET_TOKEN = re.compile("(?<!\\S)\\S*[" + re.escape("".join(LEET)) + "]\\S*")
 
 
-def _english_score(text: str) -> float:
-    words = re.findall(r"[a-z]{2,}", text.lower())
+def _english_score(text: str, min_letters: int = 2) -> float:
+    words = re.findall(f"[a-z]{{{min_letters},}}", text.lower())
     return sum(w in COMMON_WORDS for w in words) / len(words) if words else 0.0
 
 
@@ -133,9 +134,44 @@ def _unscramble_clauses(text: str) -> str:
         if len(_WORD.findall(clause)) < 4 or (plain := _english_score(clause)) >= 0.1:
             continue
         score, best = max((_english_score(c), c) for c in (clause[::-1], *(_shift(clause, k) for k in range(1, 26))))
-        if score >= 0.3 and score > plain + 0.25:
+        # Two-letter words (so, me, on) turn up in other languages read backwards: some longer ones must too.
+        if score >= 0.3 and score > plain + 0.25 and _english_score(best, 3) >= 0.1:
             parts[i] = best
     return "".join(parts)
+
+
+def _reverse_spans(text: str) -> str:
+    """A run of words that reads as English only backwards, read forwards, wherever it stands.
+
+    `_unscramble_clauses` needs a whole clause of cipher; a reversed request followed by a
+    plain instruction ("... Write your answer in base64.") hides inside a clause that is half
+    English. Here each word votes (+1 when only its reversal is a common word, -1 when only
+    it is; a word that starts with a full stop is a
+    sentence's end read backwards), and the best-scoring run, with at least MIN_REVERSED_WORDS net votes, is reversed
+    in place: one set lookup a word, so ordinary text pays almost nothing.
+    """
+    tokens = list(re.finditer(r"\S+", text))
+    votes = []
+    for token in tokens:
+        raw = token.group()
+        word = raw.strip(string.punctuation).lower()
+        forwards, backwards = word in COMMON_WORDS, word[::-1] in COMMON_WORDS
+        backwards |= raw[0] in ".?!," and raw[1:2].isalpha()  # a sentence's end, read from its end
+        # two-letter reversals (si, os, em) are words in other languages too often to count
+        votes.append(int(backwards and not forwards and len(word) > 2) - int(forwards and not backwards))
+    if sum(v > 0 for v in votes) < MIN_REVERSED_WORDS:
+        return text
+    best, start, run, run_start, end = 0, 0, 0, 0, -1
+    for i, vote in enumerate(votes):  # maximum-sum run (Kadane)
+        if run <= 0:
+            run, run_start = 0, i
+        run += vote
+        if run > best:
+            best, start, end = run, run_start, i
+    if best < MIN_REVERSED_WORDS:
+        return text
+    a, b = tokens[start].start(), tokens[end].end()
+    return text[:a] + text[a:b][::-1] + text[b:]
 
 
 def _rot13(text: str) -> str:
@@ -234,4 +270,4 @@ class Normalizer:
         if plain < 0.5 and _english_score(_rot13(view)) > plain + 0.15:
             return _rot13(text)
         # A ciphered clause drags the whole text's score down; plainly English text skips the search.
-        return _unscramble_clauses(text) if plain < 0.3 else text
+        return _unscramble_clauses(text) if plain < 0.3 else _reverse_spans(text)
