@@ -21,6 +21,7 @@ from bastion.constitution import Constitution, parse
 from bastion.data.normalizer import Normalizer
 from bastion.data.records import Example, Kind, Message, render
 from bastion.errors import ArtifactError
+from bastion.guard.reassembly import reassemble
 from bastion.guard.segments import SegmentReading, segments
 from bastion.guard.stream import StreamMonitor
 from bastion.guard.verdict import Verdict
@@ -177,6 +178,7 @@ class Guard:
             self._rescore_latest_turns(examples, scores, stages)
             self._rescore_unwrapped(texts, scores, stages)
             self._rescore_segments(examples, scores, stages)
+            self._rescore_reassembled(examples, scores, stages)
         return scores, stages
 
     def _rescore_latest_turns(self, examples: Sequence[Example], scores: np.ndarray, stages: list[str]) -> None:
@@ -216,6 +218,19 @@ class Guard:
         rows, best = self.best_segment_scores([examples[i] for i in pending])
         self._keep_higher(scores, stages, [pending[r] for r in rows], self.segment_reading.rescale(best),
                           ["segment"] * len(rows))
+
+    def _rescore_reassembled(self, examples: Sequence[Example], scores: np.ndarray, stages: list[str]) -> None:
+        """Score a request the input spells out in pieces as if it were asked directly (`reassembly`)."""
+        owners: list[int] = []
+        found: list[Example] = []
+        for i, example in enumerate(examples):
+            if scores[i, self._deciding].max() < 0.5:
+                pieces = reassemble([m.content for m in example.conversation() if m.role == "user"])
+                owners += [i] * len(pieces)
+                found += [Example(prompt=p) for p in pieces]
+        if found:
+            alone, _ = self._cascade_scores(self.texts(found), "input")
+            self._keep_higher(scores, stages, owners, alone, ["reassembled"] * len(found))
 
     def best_segment_scores(self, examples: Sequence[Example]) -> tuple[list[int], np.ndarray]:
         """The examples that have a long user message, and the per-head scores of each one's highest-scoring sentence."""
