@@ -5,7 +5,8 @@ pieces, one quoted phrase per turn, the initials of a column of words — and as
 to put them together. No fragment reads as the request, and the whole input reads as a
 puzzle. This reading puts the pieces back the way such instructions ask: quoted fragments
 in the order a concatenation or key list names them (else as they appear), bracket-numbered
-fragments by number, and a column of single words by initials. The guard scores what comes
+fragments by number, a column of single words by initials, and code words by the meanings
+the input's own legend gives them. The guard scores what comes
 out as if it were asked directly. Ordinary text has no fragments and yields nothing, so
 traffic pays a few regex scans.
 """
@@ -25,6 +26,9 @@ _COMBINE_CUE = re.compile(r"\+|\b(?:join|combin|concaten|append|assembl|reassemb
                           r"put (?:them|these|those|it|all|the \w+) (?:back )?together|in (?:numeric |numerical )?order)",
                           re.IGNORECASE)
 _INITIALS_CUE = re.compile(r"\b(?:first letters?|initials?|acrostic|first characters?)\b", re.IGNORECASE)
+# 'banana' means 'bomb', "x" stands for "y": a code word, quoted or not, and its quoted meaning.
+_LEGEND = re.compile(r"['\"“‘]?\b(\w[\w-]{0,30})\b['\"”’]?\s+(?:means|stands for|is code for|is our word for|refers to|"
+                     r"is short for)\s+['\"“‘]((?:[^'\"”’\n]|'(?=\w)){1,60}?)['\"”’](?!\w)", re.IGNORECASE)
 _QUOTED = re.compile(r"(?<![\w'\"])(?:'((?:[^'\n]|'(?=\w))+?)'|\"([^\"\n]+?)\"|“([^”\n]+?)”|‘([^’\n]+?)’)(?![\w'])")
 _ASSIGNED = re.compile(r"\b([A-Za-z_]\w*)['\"]?\s*(?:=|:=|:)\s*$")  # a = '...', part1 := "...", 'k3': '...'
 _KEYED = re.compile(r"\s*:")
@@ -41,12 +45,23 @@ def reassemble(user_texts: Sequence[str]) -> list[str]:
     ("what is the difference between 'x' and 'y'") are not a request.
     """
     text = "\n".join(user_texts)
-    found: list[str | None] = []
+    found: list[str | None] = [_decoded(text)]
     if _COMBINE_CUE.search(text):
         found += [_joined_quotes(text), _by_number(text)]
     if _INITIALS_CUE.search(text):
         found += [_initials(t) for t in user_texts]
     return [r for r in dict.fromkeys(found) if r is not None and len(r.split()) >= MIN_WORDS]
+
+
+def _decoded(text: str) -> str | None:
+    """The input with its own code words ('banana' means 'X') read as what they stand for."""
+    legend = {m.group(1).lower(): m.group(2) for m in _LEGEND.finditer(text)}
+    if not legend:
+        return None
+    rest = _LEGEND.sub(" ", text)
+    pattern = re.compile(r"\b(" + "|".join(re.escape(code) for code in legend) + r")\b", re.IGNORECASE)
+    decoded = pattern.sub(lambda m: legend[m.group(1).lower()], rest)
+    return " ".join(decoded.split()) if decoded != rest else None
 
 
 def _joined_quotes(text: str) -> str | None:
