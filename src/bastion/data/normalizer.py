@@ -59,6 +59,7 @@ _WORD = re.compile(r"[A-Za-z]{2,}")
 _SPACED = re.compile(r"(?<!\S)(?:\S ){1,}\S(?!\S)")
 _CONFUSABLE_TOKEN = re.compile("(?<!\\S)\\S*[" + "".join(CONFUSABLES) + "]\\S*")
 MIN_REVERSED_WORDS = 2
+_REVERSED_WORDS = frozenset(w[::-1] for w in COMMON_WORDS if len(w) > 2 and w[::-1] not in COMMON_WORDS)
 _LEET_TOKEN = re.compile("(?<!\\S)\\S*[" + re.escape("".join(LEET)) + "]\\S*")
 
 
@@ -150,6 +151,8 @@ def _reverse_spans(text: str) -> str:
     sentence's end read backwards), and the best-scoring run, with at least MIN_REVERSED_WORDS net votes, is reversed
     in place: one set lookup a word, so ordinary text pays almost nothing.
     """
+    if _REVERSED_WORDS.isdisjoint(text.lower().split()):
+        return text  # the common case, decided in C: no word here is a common word backwards
     tokens = list(re.finditer(r"\S+", text))
     votes = []
     for token in tokens:

@@ -25,10 +25,12 @@ SPACE_MARKS = frozenset("/|_")
 _COMBINE_CUE = re.compile(r"\+|\b(?:join|combin|concaten|append|assembl|reassembl|merg|glue|stitch|splice|"
                           r"put (?:them|these|those|it|all|the \w+) (?:back )?together|in (?:numeric |numerical )?order)",
                           re.IGNORECASE)
-_INITIALS_CUE = re.compile(r"\b(?:first letters?|initials?|acrostic|first characters?)\b", re.IGNORECASE)
+LEGEND_VERBS = ("means", "stands for", "is code for", "is our word for", "refers to", "is short for")
+COMBINE_CUES = ("+", "join", "combin", "concaten", "append", "assembl", "merg", "glue", "stitch", "splice", "together", "order")
+INITIALS_CUES = ("first letter", "initial", "acrostic", "first character")
+
 # 'banana' means 'bomb', "x" stands for "y": a code word, quoted or not, and its quoted meaning.
-_LEGEND = re.compile(r"['\"“‘]?\b(\w[\w-]{0,30})\b['\"”’]?\s+(?:means|stands for|is code for|is our word for|refers to|"
-                     r"is short for)\s+['\"“‘]((?:[^'\"”’\n]|'(?=\w)){1,60}?)['\"”’](?!\w)", re.IGNORECASE)
+_LEGEND = re.compile(r"['\"“‘]?\b(\w[\w-]{0,30})\b['\"”’]?\s+(?:" + "|".join(LEGEND_VERBS) + r")\s+['\"“‘]((?:[^'\"”’\n]|'(?=\w)){1,60}?)['\"”’](?!\w)", re.IGNORECASE)
 _QUOTED = re.compile(r"(?<![\w'\"])(?:'((?:[^'\n]|'(?=\w))+?)'|\"([^\"\n]+?)\"|“([^”\n]+?)”|‘([^’\n]+?)’)(?![\w'])")
 _ASSIGNED = re.compile(r"\b([A-Za-z_]\w*)['\"]?\s*(?:=|:=|:)\s*$")  # a = '...', part1 := "...", 'k3': '...'
 _KEYED = re.compile(r"\s*:")
@@ -45,10 +47,13 @@ def reassemble(user_texts: Sequence[str]) -> list[str]:
     ("what is the difference between 'x' and 'y'") are not a request.
     """
     text = "\n".join(user_texts)
-    found: list[str | None] = [_decoded(text)]
-    if _COMBINE_CUE.search(text):
+    lower = text.lower()  # plain substring tests first: most traffic has no cue and pays no regex
+    found: list[str | None] = []
+    if any(verb in lower for verb in LEGEND_VERBS):
+        found.append(_decoded(text))
+    if any(cue in lower for cue in COMBINE_CUES) and _COMBINE_CUE.search(text):
         found += [_joined_quotes(text), _by_number(text)]
-    if _INITIALS_CUE.search(text):
+    if any(cue in lower for cue in INITIALS_CUES):
         found += [_initials(t) for t in user_texts]
     return [r for r in dict.fromkeys(found) if r is not None and len(r.split()) >= MIN_WORDS]
 
