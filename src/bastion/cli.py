@@ -188,8 +188,8 @@ def patch(
     report: Annotated[Path | None, typer.Option("--report", help="Also write the patch's before/after metrics and lineage as JSON here.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed for the variants; same inputs and seed give the same patch.")] = 0,
     benign_weight: Annotated[float, typer.Option(min=0.01, help="Weight of the benign prompts put in the same wrapper. "
-                             "Lower (e.g. 0.2) stops more of the attack and keeps everyday false positives, but "
-                             "refuses more benign requests sent in that same wrapper.")] = 1.0,
+                             "Low (the default 0.2) stops more of the attack and keeps everyday false positives, "
+                             "but refuses more benign requests sent in that same wrapper; 1.0 keeps those.")] = 0.2,
 ) -> None:
     """Patch a guard against a new jailbreak from one or a few observed examples, in about a minute.
 

@@ -59,7 +59,8 @@ class PatchConfig(BaseModel):
     C: float = Field(default=1.0, gt=0, description="Loss weight against the pull to the parent's weights: "
                      "low keeps the replay set where the parent had it.")
     variant_weight: float = Field(default=60.0, gt=0, description="Weight of a restricted variant beside a replay record.")
-    benign_weight: float = Field(default=1.0, gt=0, description="Weight of a benign contrast beside a replay record.")
+    benign_weight: float = Field(default=0.2, gt=0, description="Weight of a benign contrast beside a replay record: "
+                                 "they carry the wrapper's wording too, and at full weight teach that it is benign.")
     payload_fpr: float = Field(default=0.05, gt=0, lt=0.5, description="A request found inside a known wrapper is "
                                "flagged at the score that flags this share of benign calibration requests (stricter "
                                "than everyday traffic's threshold): arriving in a known jailbreak is evidence of intent.")
