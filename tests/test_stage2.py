@@ -64,6 +64,23 @@ def test_a_texts_stage2_logits_do_not_depend_on_its_batch(default_guard):
         assert np.allclose(default_guard.stage2.decision_function([other, text])[1], alone[0], atol=1e-4)
 
 
+def test_remembering_runs_each_text_once_and_changes_no_output(default_guard):
+    model = default_guard.stage2.model
+    texts = ["[user] recommend a novel", "[user] hi", "[user] recommend a novel"]
+    plain = model.run(texts)
+    calls: list[list[str]] = []
+    run = model._run
+    model._run = lambda batch: calls.append(list(batch)) or run(batch)
+    try:
+        with model.remembering():
+            first, again = model.run(texts), model.run(texts[:2])
+    finally:
+        del model._run
+    assert calls == [texts[:2]]  # one run, each distinct text once
+    assert np.allclose(first, plain, atol=1e-5) and np.allclose(again, plain[:2], atol=1e-5)
+    assert model._memo is None  # forgotten after the block
+
+
 def test_tampered_encoder_is_refused(tmp_path):
     copy = tmp_path / "g"
     shutil.copytree(bundled_path("default"), copy)

@@ -7,7 +7,8 @@ and whole conversations in one window.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ class OnnxTextModel:
         self.cls_id = self.tokenizer.token_to_id("[CLS]")
         self.sep_id = self.tokenizer.token_to_id("[SEP]")
         self.width = self.session.get_outputs()[0].shape[-1]
+        self._memo: dict[str, np.ndarray] | None = None
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         room = self.max_tokens - 2
@@ -49,8 +51,32 @@ class OnnxTextModel:
             out.append([self.cls_id, *tokens, self.sep_id])
         return out
 
+    @contextmanager
+    def remembering(self) -> Iterator[None]:
+        """Within the block, a text run before is not run again (its output is kept).
+
+        Sound because a text's output does not depend on its batch beyond float rounding (see
+        `_run`). For jobs that score the same texts several times in one thread, such as a
+        patch; not for serving.
+        """
+        self._memo = {}
+        try:
+            yield
+        finally:
+            self._memo = None
+
     def run(self, texts: Sequence[str]) -> np.ndarray:
-        """Outputs shaped (len(texts), width); each batch holds texts of one token length.
+        """Outputs shaped (len(texts), width), through the memo inside `remembering`."""
+        if self._memo is None:
+            return self._run(texts)
+        memo = self._memo
+        missing = list(dict.fromkeys(t for t in texts if t not in memo))
+        if missing:
+            memo.update(zip(missing, self._run(missing), strict=True))
+        return np.array([memo[t] for t in texts], dtype=np.float32).reshape(len(texts), self.width)
+
+    def _run(self, texts: Sequence[str]) -> np.ndarray:
+        """Each batch holds texts of one token length.
 
         No padding, so a text's output never depends on what else is in its batch: the
         exported graphs were traced with an all-ones attention mask and attend to padding.

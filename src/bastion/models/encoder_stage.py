@@ -7,6 +7,7 @@ encoder and head are fine-tuned together and exported as one graph that outputs 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,14 @@ class EncoderStage:
         width = head.n_heads if head is not None else self.model.width
         if width != len(self.heads) or (head is not None and head.input_width != self.model.width):
             raise ValueError(f"{model_path.name} and its head do not produce the manifest's {len(self.heads)} heads")
+
+    def with_head(self, head: EmbeddingHead) -> EncoderStage:
+        """The same encoder (one ONNX session, shared) under new heads of the same shape."""
+        if self.head is None or (head.n_heads, head.input_width) != (self.head.n_heads, self.head.input_width):
+            raise ValueError("a new head must have the shape of the one it replaces")
+        stage = copy.copy(self)
+        stage.head = head
+        return stage
 
     def decision_function(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

@@ -19,6 +19,7 @@ and recalibration keeps the scale of the patched guard's scores on benign traffi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import random
 import time
@@ -93,6 +94,13 @@ def patch_guard(parent_path: str | Path, jailbreaks: Sequence[Path], config: Pat
     started = time.perf_counter()
     directory = guard_dir(parent_path)
     parent = Guard.load(directory)
+    # A patch scores the replay set's calibration records several times: embed each text once.
+    with parent.stage2.model.remembering() if parent.stage2 is not None else contextlib.nullcontext():
+        return _patch(parent, directory, jailbreaks, config, progress, started)
+
+
+def _patch(parent: Guard, directory: Path, jailbreaks: Sequence[Path], config: PatchConfig, progress: Progress,
+           started: float) -> Patched:
     observed = read_jailbreaks(jailbreaks)
     wrappers = infer_wrappers(observed, parent)
     progress(f"{len(observed)} observed jailbreak(s) -> {len(wrappers)} wrapper(s)")
@@ -196,9 +204,7 @@ def _refit_stage2(parent: Guard, stage1: NgramLinearClassifier, replay: Replay, 
     after = cascade.combine(stage1.decision_function(calibration), head(embeddings))
     limits = np.asarray(cascade.thresholds, dtype=np.float32)
     shift = (matched_thresholds(before, limits, after) - limits) / max(1.0 - cascade.weight, 1e-3)
-    head = dataclasses.replace(head, intercept=(head.intercept - shift).astype(np.float32))
-    return EncoderStage(old.heads, old.model_path, old.tokenizer_path, max_tokens=old.max_tokens,
-                        head_tokens=old.head_tokens, head=head)
+    return old.with_head(dataclasses.replace(head, intercept=(head.intercept - shift).astype(np.float32)))
 
 
 def matched_thresholds(parent_logits: np.ndarray, parent_thresholds: np.ndarray, new_logits: np.ndarray) -> np.ndarray:
