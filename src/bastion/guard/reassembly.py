@@ -31,7 +31,9 @@ INITIALS_CUES = ("first letter", "initial", "acrostic", "first character")
 
 # 'banana' means 'bomb', "x" stands for "y": a code word, quoted or not, and its quoted meaning.
 _LEGEND = re.compile(r"['\"“‘]?\b(\w[\w-]{0,30})\b['\"”’]?\s+(?:" + "|".join(LEGEND_VERBS) + r")\s+['\"“‘]((?:[^'\"”’\n]|'(?=\w)){1,60}?)['\"”’](?!\w)", re.IGNORECASE)
-_QUOTED = re.compile(r"(?<![\w'\"])(?:'((?:[^'\n]|'(?=\w))+?)'|\"([^\"\n]+?)\"|“([^”\n]+?)”|‘([^’\n]+?)’)(?![\w'])")
+# Fragments are bounded (300 characters), so an unclosed quote costs linear time, not quadratic.
+_QUOTED = re.compile(r"(?<![\w'\"])(?:'((?:[^'\n]|'(?=\w)){1,300}?)'|\"([^\"\n]{1,300}?)\"|“([^”\n]{1,300}?)”|"
+                     r"‘([^’\n]{1,300}?)’)(?![\w'])")
 _ASSIGNED = re.compile(r"\b([A-Za-z_]\w*)['\"]?\s*(?:=|:=|:)\s*$")  # a = '...', part1 := "...", 'k3': '...'
 _KEYED = re.compile(r"\s*:")
 _CONCATENATION = re.compile(r"\b[A-Za-z_]\w*(?:\s*\+\s*[A-Za-z_]\w*)+")
