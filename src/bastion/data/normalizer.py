@@ -147,9 +147,9 @@ def _reverse_spans(text: str) -> str:
     `_unscramble_clauses` needs a whole clause of cipher; a reversed request followed by a
     plain instruction ("... Write your answer in base64.") hides inside a clause that is half
     English. Here each word votes (+1 when only its reversal is a common word, -1 when only
-    it is; a word that starts with a full stop is a
-    sentence's end read backwards), and the best-scoring run, with at least MIN_REVERSED_WORDS net votes, is reversed
-    in place: one set lookup a word, so ordinary text pays almost nothing.
+    it is; a word that starts with a full stop is a sentence's end read backwards), and the
+    best-scoring run, with at least MIN_REVERSED_WORDS net votes, is reversed in place: one
+    set lookup a word, so ordinary text pays almost nothing.
     """
     if _REVERSED_WORDS.isdisjoint(text.lower().split()):
         return text  # the common case, decided in C: no word here is a common word backwards

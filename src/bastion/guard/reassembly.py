@@ -6,9 +6,9 @@ to put them together. No fragment reads as the request, and the whole input read
 puzzle. This reading puts the pieces back the way such instructions ask: quoted fragments
 in the order a concatenation or key list names them (else as they appear), bracket-numbered
 fragments by number, a column of single words by initials, and code words by the meanings
-the input's own legend gives them. The guard scores what comes
-out as if it were asked directly. Ordinary text has no fragments and yields nothing, so
-traffic pays a few regex scans.
+the input's own legend gives them. The guard scores what comes out as if it were asked
+directly. Ordinary text carries no cue and yields nothing, so traffic pays a few substring
+tests.
 """
 
 from __future__ import annotations
@@ -21,23 +21,25 @@ MIN_WORDS = 3  # a reassembly shorter than this is no request
 MIN_COLUMN = 8  # lines of one word each before their initials are read
 SPACE_MARKS = frozenset("/|_")
 
-# A quote opens after a non-letter and closes before one; an apostrophe before a letter (don't, it's) is text.
-_COMBINE_CUE = re.compile(r"\+|\b(?:join|combin|concaten|append|assembl|reassembl|merg|glue|stitch|splice|"
-                          r"put (?:them|these|those|it|all|the \w+) (?:back )?together|in (?:numeric |numerical )?order)",
-                          re.IGNORECASE)
+# Cheap substring tests decide first; the regexes only confirm. `together` and `order` let
+# "put them together" and "in order" through to the regex that reads them whole.
 LEGEND_VERBS = ("means", "stands for", "is code for", "is our word for", "refers to", "is short for")
 COMBINE_CUES = ("+", "join", "combin", "concaten", "append", "assembl", "merg", "glue", "stitch", "splice", "together", "order")
 INITIALS_CUES = ("first letter", "initial", "acrostic", "first character")
+_COMBINE_CUE = re.compile(r"\+|\b(?:join|combin|concaten|append|assembl|reassembl|merg|glue|stitch|splice|"
+                          r"put (?:them|these|those|it|all|the \w+) (?:back )?together|in (?:numeric |numerical )?order)",
+                          re.IGNORECASE)
 
 # 'banana' means 'bomb', "x" stands for "y": a code word, quoted or not, and its quoted meaning.
 _LEGEND = re.compile(r"['\"“‘]?\b(\w[\w-]{0,30})\b['\"”’]?\s+(?:" + "|".join(LEGEND_VERBS) + r")\s+['\"“‘]((?:[^'\"”’\n]|'(?=\w)){1,60}?)['\"”’](?!\w)", re.IGNORECASE)
+# A quote opens after a non-letter and closes before one; an apostrophe before a letter (don't, it's) is text.
 # Fragments are bounded (300 characters), so an unclosed quote costs linear time, not quadratic.
 _QUOTED = re.compile(r"(?<![\w'\"])(?:'((?:[^'\n]|'(?=\w)){1,300}?)'|\"([^\"\n]{1,300}?)\"|“([^”\n]{1,300}?)”|"
                      r"‘([^’\n]{1,300}?)’)(?![\w'])")
 _ASSIGNED = re.compile(r"\b([A-Za-z_]\w*)['\"]?\s*(?:=|:=|:)\s*$")  # a = '...', part1 := "...", 'k3': '...'
 _KEYED = re.compile(r"\s*:")
 _CONCATENATION = re.compile(r"\b[A-Za-z_]\w*(?:\s*\+\s*[A-Za-z_]\w*)+")
-_KEY_LIST = re.compile(r"\[([^\[\]]*)\]")
+_KEY_LIST = re.compile(r"\[[^\[\]]*\]")
 _NUMBERED = re.compile(r"\[(\d{1,3})\]\s*([^\[\];\n]+)")
 
 
