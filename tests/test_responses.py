@@ -40,3 +40,18 @@ def test_prefixes_cut_at_word_boundaries_and_keep_the_label(tmp_path):
     cuts = prefixes(list(load_hh_responses(tmp_path))[:1], every_words=16)
     assert [len(c.response.split(" ")) for c in cuts] == [16, 32, 40]
     assert {c.label for c in cuts} == {0} and cuts[0].id.endswith("@16")
+
+
+def test_shared_benign_answers_come_from_train_split_prompts_only():
+    """Real model answers train the output classifier; their prompts must never be test prompts."""
+    from bastion.constitution import load
+    from bastion.data.responses import load_response_seeds
+    from bastion.data.seeds import load_seeds
+    from bastion.data.splits import assign_groups, assign_splits, load_manifest
+
+    answers = [e for e in load_response_seeds("cbrn") if e.source == "seed_response_model_answer"]
+    assert len(answers) >= 300 and {e.label for e in answers} == {0}
+    assert len({e.id for e in load_response_seeds("general")}) == len(list(load_response_seeds("general")))
+    seeds = assign_splits(assign_groups(list(load_seeds(load("general")))), load_manifest())
+    split_of = {e.prompt: name for name, rows in seeds.items() for e in rows}
+    assert {split_of.get(e.prompt) for e in answers} == {"train"}

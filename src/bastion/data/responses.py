@@ -27,17 +27,23 @@ from bastion.errors import DataUnavailableError
 
 PREFIX_WORDS = 16  # about the stream monitor's check cadence
 MAX_PREFIXES = 24
+BENIGN_ANSWERS = "benign_answers.jsonl"
 
 
 def load_response_seeds(constitution_name: str) -> Iterator[Example]:
-    path = resources.files("bastion") / "seeds" / "responses" / f"{constitution_name}.jsonl"
-    if not path.is_file():
-        return
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
-        row = json.loads(line)
-        category = row.get("category")
-        yield Example(id=f"seed:response:{i}", prompt=row["prompt"], response=row["response"], label=int(row["label"]),
-                      categories=[category] if row["label"] and category else [], source=f"seed_response_{row['kind']}")
+    """The constitution's response seeds, then the real model answers to everyday prompts that
+    every constitution shares (`benign_answers.jsonl`, made by scripts/answer_benign_seeds.py)."""
+    folder = resources.files("bastion") / "seeds" / "responses"
+    for name, prefix in ((f"{constitution_name}.jsonl", "seed:response"), (BENIGN_ANSWERS, "seed:answer")):
+        path = folder / name
+        if not path.is_file():
+            continue
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+            row = json.loads(line)
+            category = row.get("category")
+            yield Example(id=f"{prefix}:{i}", prompt=row["prompt"], response=row["response"], label=int(row["label"]),
+                          categories=[category] if row["label"] and category else [],
+                          source=f"seed_response_{row['kind']}")
 
 
 def load_gptfuzz_responses(data_dir: Path | None) -> Iterator[Example]:
