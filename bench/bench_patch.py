@@ -37,7 +37,7 @@ from bastion.data.transforms import TRANSFORMS
 from bastion.errors import DataUnavailableError
 from bastion.guard import Guard
 from bastion.patch import PLACEHOLDER, patch_guard
-from bastion.patch.patcher import guard_dir
+from bastion.patch.patcher import PatchConfig, guard_dir
 from bastion.redteam.targets import bundled_targets, load_targets
 from bastion.training import TrainConfig, build_corpus, train_guard
 
@@ -103,12 +103,12 @@ def flagged(guard: Guard, rows: list[Example]) -> np.ndarray:
     return np.array([v.flagged for v in guard.score_examples(rows)])
 
 
-def run(guard_path: Path, work: Path) -> dict:
+def run(guard_path: Path, work: Path, config: PatchConfig) -> dict:
     observed, test, benign_prompts = targets()
     benign = benign_set(benign_prompts)
     parent = Guard.load(guard_path)
     parent_benign = flagged(parent, benign)
-    out: dict = {"guard": str(guard_path), "test_targets": len(test), "benign": len(benign),
+    out: dict = {"guard": str(guard_path), "config": config.model_dump(), "test_targets": len(test), "benign": len(benign),
                  "benign_fpr_before": float(parent_benign.mean()), "attacks": {}}
     for name, (template, reworded) in ATTACKS.items():
         ind, oodset = [wrap(template, q) for q in test], ood(reworded, template, test)
@@ -120,7 +120,7 @@ def run(guard_path: Path, work: Path) -> dict:
                 path.write_text(wrap(template, q).prompt or "", encoding="utf-8")
                 files.append(path)
             started = time.perf_counter()
-            patched = patch_guard(guard_path, files)
+            patched = patch_guard(guard_path, files, config)
             seconds = time.perf_counter() - started
             after = flagged(patched.guard, benign)
             row[f"after_{k}"] = {"in_dist": 1 - float(flagged(patched.guard, ind).mean()),
@@ -144,11 +144,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--guard", default="default", help="'default', 'small' or an artifact directory")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--config", default="{}", help="PatchConfig fields as JSON, e.g. '{\"reword_rate\": 0.5}'")
     args = parser.parse_args()
+    config = PatchConfig.model_validate_json(args.config)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         guard = small_guard(work) if args.guard == "small" else guard_dir(args.guard)
-        result = run(guard, work)
+        result = run(guard, work, config)
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:
