@@ -31,3 +31,14 @@ def test_every_source_loads_labelled_records(name):
     assert all(r.source and r.id for r in rows)
     if name != "hh_rlhf":
         assert {r.label for r in rows} <= {0, 1}
+
+
+def test_heldout_seeds_are_a_suite_and_never_training_data(seed_corpus):
+    """The held-out seeds measure wording training never saw, so none may reach the corpus."""
+    from bastion.evaluation.suites import load_suite
+
+    heldout = load_suite("seed-heldout", None)
+    assert {e.label for e in heldout} == {0, 1}
+    assert all(e.categories for e in heldout if e.label == 1)
+    trained = {e.prompt for rows in seed_corpus.splits.values() for e in rows}
+    assert not trained & {e.prompt for e in heldout}

@@ -351,7 +351,7 @@ def _print_verdicts(rows: list[tuple[str, str, Any]]) -> None:
 @friendly
 def evaluate(
     file: Annotated[Path | None, typer.Argument(help="Labelled JSONL or CSV: records with 'label' (1/0, harmful/benign, unsafe/safe).")] = None,
-    suite: Annotated[str | None, typer.Option("--suite", help="A named suite instead of FILE: devpool-test, devpool-benign-test or a development-pool source (BASTION_DATA_DIR).")] = None,
+    suite: Annotated[str | None, typer.Option("--suite", help="A named suite instead of FILE: seed-heldout (our held-out seeds), devpool-test, devpool-benign-test or a development-pool source (BASTION_DATA_DIR).")] = None,
     columns: Annotated[str | None, typer.Option("--columns", help="Column mapping for FILE, e.g. 'prompt=goal,label=is_harmful'.")] = None,
     guard: GuardOption = "default",
     kind: Kind = "input",

@@ -2,7 +2,9 @@
 
 Named suites reuse the development-pool loaders (`bastion.data.sources`), so `bastion eval
 --suite advbench` reads exactly what training and the benchmarks read; `devpool-test` and
-`devpool-benign-test` are the manifest's test split, which no guard trained on. Any other
+`devpool-benign-test` are the manifest's test split, which no guard trained on;
+`seed-heldout` is the held-out seeds (`bastion.data.seeds`), written like our training seeds
+but in registers training never saw, and needs no data directory. Any other
 CSV or JSONL file is read through a column mapping, so public sets with their own column
 names need no conversion step.
 """
@@ -79,7 +81,15 @@ def _devpool_test(data_dir: Path | None, benign_only: bool) -> list[Example]:
     return [e for e in test if e.label is not None and (e.label == 0 or not benign_only)]
 
 
+def _seed_heldout(_: Path | None) -> list[Example]:
+    from bastion.constitution import load
+    from bastion.data.seeds import load_heldout_seeds
+
+    return load_heldout_seeds(load("general"))
+
+
 NAMED: dict[str, Callable[[Path | None], list[Example]]] = {
+    "seed-heldout": _seed_heldout,
     "devpool-test": lambda d: _devpool_test(d, benign_only=False),
     "devpool-benign-test": lambda d: _devpool_test(d, benign_only=True),
     **{name: (lambda d, n=name: [e for e in load_source(n, d) if e.label is not None]) for name in SOURCES},
