@@ -56,8 +56,6 @@ class PatchConfig(BaseModel):
     seed: int = 0
     per_label: int = Field(default=400, ge=10, description="Restricted variants, and as many benign contrasts.")
     combine_rate: float = Field(default=0.3, ge=0, le=1, description="Share of variants with a transform on the request.")
-    reword_rate: float = Field(default=0.0, ge=0, le=1, description="Share of variants in a reworded wrapper (sentences "
-                               "dropped and reordered, words deleted), for rewordings of the attack.")
     holdout: float = Field(default=0.2, ge=0, lt=1, description="Share of variants kept out of the refit to measure it.")
     C: float = Field(default=1.0, gt=0, description="Loss weight against the pull to the parent's weights: "
                      "low keeps the replay set where the parent had it.")
@@ -111,7 +109,7 @@ def _patch(parent: Guard, directory: Path, jailbreaks: Sequence[Path], config: P
         progress(f"{directory} carries no replay set; building one from the seed corpus")
         replay = seed_replay(parent.constitution, config.seed)
     variants = proliferate(wrappers, parent.constitution, per_label=config.per_label,
-                           combine_rate=config.combine_rate, reword_rate=config.reword_rate, seed=config.seed)
+                           combine_rate=config.combine_rate, seed=config.seed)
     variants = _without_refused_contrasts(parent, variants)
     train, held = _hold_out(variants, config)
     progress(f"refitting stage 1 on {len(replay['train'])} replay records + {len(train)} variants")

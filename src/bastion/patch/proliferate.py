@@ -5,27 +5,20 @@ measure the patch) in the wrapper. Benign contrasts put benign seed prompts in t
 wrapper, labelled benign, so the patch learns the request under the wrapper rather than the
 wrapper itself: that is what keeps benign refusals where they were. A share of each gets a
 non-held-out transform on the request first (combinations of the observed strategy with
-known disguises), and a share goes into a reworded wrapper (`reword`): the attacker's next
-variant will not use the observed words, so a patch should not hinge on every one of them.
+known disguises).
 """
 
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Sequence
 
 from bastion.constitution import Constitution
-from bastion.data.records import Example, Message
+from bastion.data.records import Example
 from bastion.data.seeds import load_seeds
 from bastion.data.splits import SplitManifest, load_manifest
 from bastion.data.transforms import TRANSFORMS, Transform
-from bastion.guard.wrappers import PLACEHOLDER
 from bastion.patch.wrapper import Wrapper
-
-_SENTENCE = re.compile(r"[^.!?\n]*(?:[.!?]+|\n|$)")
-DROP_SENTENCE = 0.3
-DROP_WORD = 0.15
 
 
 def combinable(manifest: SplitManifest) -> list[Transform]:
@@ -33,35 +26,8 @@ def combinable(manifest: SplitManifest) -> list[Transform]:
     return [t for t in TRANSFORMS if t.family not in manifest.heldout_transform_families]
 
 
-def reword(wrapper: Wrapper, rng: random.Random) -> Wrapper:
-    """The wrapper with its wording perturbed as in easy data augmentation: around the request,
-    sentences dropped and reordered and words deleted (the request's own sentence stays whole)."""
-    return Wrapper(tuple(Message(role=m.role, content=_reworded_text(m.content, rng)) if m.role == "user" else m
-                         for m in wrapper.turns), wrapper.source)
-
-
-def _reworded_text(text: str, rng: random.Random) -> str:
-    sentences = [x.strip() for x in _SENTENCE.findall(text) if x.strip()]
-    slot = next((i for i, x in enumerate(sentences) if PLACEHOLDER in x), None)
-    if slot is None:
-        return text
-    return " ".join([*_perturbed(sentences[:slot], rng), sentences[slot], *_perturbed(sentences[slot + 1:], rng)])
-
-
-def _perturbed(sentences: list[str], rng: random.Random) -> list[str]:
-    kept = [_without_words(x, rng) for x in sentences if rng.random() >= DROP_SENTENCE]
-    rng.shuffle(kept)
-    return kept
-
-
-def _without_words(sentence: str, rng: random.Random) -> str:
-    words = sentence.split()
-    return " ".join([w for w in words if rng.random() >= DROP_WORD] or words[:1])
-
-
 def proliferate(wrappers: Sequence[Wrapper], constitution: Constitution, *, per_label: int = 400,
-                combine_rate: float = 0.3, reword_rate: float = 0.0, seed: int = 0,
-                manifest: SplitManifest | None = None) -> list[Example]:
+                combine_rate: float = 0.3, seed: int = 0, manifest: SplitManifest | None = None) -> list[Example]:
     """`per_label` restricted and `per_label` benign variants, spread over the wrappers."""
     manifest = manifest or load_manifest()
     seeds = [e for e in load_seeds(constitution) if e.prompt is not None]
@@ -72,8 +38,6 @@ def proliferate(wrappers: Sequence[Wrapper], constitution: Constitution, *, per_
     for label, pool in pools.items():
         for k, request in enumerate(rng.sample(pool, min(per_label, len(pool)))):
             wrapper = wrappers[k % len(wrappers)]
-            if rng.random() < reword_rate:
-                wrapper = reword(wrapper, rng)
             text, tag = request.prompt or "", "patch"
             if rng.random() < combine_rate:
                 chosen = transforms[rng.randrange(len(transforms))]
