@@ -144,7 +144,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--guard", default="default", help="'default', 'small' or an artifact directory")
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--config", default="{}", help="PatchConfig fields as JSON, e.g. '{\"reword_rate\": 0.5}'")
+    parser.add_argument("--config", default="{}", help="PatchConfig fields as JSON, e.g. '{\"benign_weight\": 0.5}'")
     args = parser.parse_args()
     config = PatchConfig.model_validate_json(args.config)
     with tempfile.TemporaryDirectory() as tmp:
