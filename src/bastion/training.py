@@ -333,8 +333,8 @@ def train_output_stage(constitution: Constitution, data_dir: Path | None, config
                 records += list(load_hh_responses(data_dir))
             except DataUnavailableError as exc:
                 progress(f"output classifier without HH-RLHF weak labels: {exc}")
-    if not records:
-        raise DataUnavailableError(f"no response records for constitution {constitution.name!r}")
+    if not any(e.label == 1 for e in records):  # the shared benign answers alone teach nothing to halt
+        raise DataUnavailableError(f"no harmful response records for constitution {constitution.name!r}")
     splits = assign_splits(assign_groups(records), manifest)
     train = prefixes(splits["train"])
     # Categories without harmful responses in the data (child_exploitation, by our content
