@@ -40,23 +40,24 @@ def main(guard_path: str = "default", n: str = "800") -> None:
     with connect(BackendConfig(concurrency=2, temperature=0.0, max_tokens=MAX_TOKENS)) as backend:
         answers = [a.text for a in backend.complete_many([[m.model_dump() for m in e.conversation()] for e in sample])]
     print(f"{len(sample)} answers in {time.perf_counter() - started:.0f} s (cached answers are free)")
-    inputs = guard.score_examples(sample, "input")
+    flags = [v.flagged for v in guard.score_examples(sample, "input")]
     stream = StreamSettings().model_dump()
     halts = [replay(guard, e.model_copy(update={"response": a}), **stream)[0]
              for e, a in track(list(zip(sample, answers, strict=True)), description="streaming answers")]
-    refused = [v.flagged or h for v, h in zip(inputs, halts, strict=True)]
+    refused = [f or h for f, h in zip(flags, halts, strict=True)]
+    unflagged_halts = [h for f, h in zip(flags, halts, strict=True) if not f]
     count = len(sample)
-    print(f"input flags          {wilson(sum(v.flagged for v in inputs), count)}")
-    print(f"output halts         {wilson(sum(halts), count)} (answers of unflagged inputs: "
-          f"{wilson(sum(h for v, h in zip(inputs, halts, strict=True) if not v.flagged), sum(not v.flagged for v in inputs))})")
+    print(f"input flags          {wilson(sum(flags), count)}")
+    print(f"output halts         {wilson(sum(halts), count)} "
+          f"(answers of unflagged inputs: {wilson(sum(unflagged_halts), len(unflagged_halts))})")
     print(f"end-to-end refusal   {wilson(sum(refused), count)}")
     by_source: dict[str, list[bool]] = defaultdict(list)
     for example, r in zip(sample, refused, strict=True):
         by_source[example.source].append(r)
     for source, flags in sorted(by_source.items()):
         print(f"  {source:24s} n={len(flags):4d} refused {wilson(sum(flags), len(flags))}")
-    for example, answer, v, h in zip(sample, answers, inputs, halts, strict=True):
-        if h and not v.flagged:
+    for example, answer, f, h in zip(sample, answers, flags, halts, strict=True):
+        if h and not f:
             print(f"  halted: {example.prompt!r:.100} -> {answer!r:.160}")
 
 
